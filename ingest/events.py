@@ -1,0 +1,312 @@
+"""Event contracts: every message on a PlantPulse topic is one of these pydantic models.
+
+All events are JSON on the wire and carry `schema_version`. Times are timezone-aware and
+normalised to UTC; a naive timestamp is rejected because its zone cannot be known.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    return value
+
+
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+ContextValue = FiniteFloat | int | str | bool
+
+
+class Event(BaseModel):
+    """Base of every event: frozen, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+# --- plantpulse.sensors -------------------------------------------------------------
+
+
+class SensorReading(Event):
+    """One reading of one machine: sensor channels plus the production context it ran in."""
+
+    machine_id: Identifier
+    ts: UtcDatetime
+    seq: int = Field(ge=0, description="per-machine sequence number, increasing")
+    channels: dict[str, FiniteFloat] = Field(min_length=1)
+    context: dict[str, ContextValue] = Field(default_factory=dict)
+
+
+# --- plantpulse.plan ------------------------------------------------------------------
+
+
+class MachineOption(BaseModel):
+    """One machine an operation may run on, with its duration there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    machine_id: Identifier
+    duration_minutes: int = Field(gt=0)
+
+
+class OperationSpec(BaseModel):
+    """One operation of a job: the machines that can run it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    options: list[MachineOption] = Field(min_length=1)
+
+    @field_validator("options")
+    @classmethod
+    def _machines_unique(cls, options: list[MachineOption]) -> list[MachineOption]:
+        machines = [option.machine_id for option in options]
+        if len(set(machines)) != len(machines):
+            raise ValueError(f"a machine is listed twice among the options: {machines}")
+        return options
+
+
+class JobReleased(Event):
+    """A job enters the open plan: ordered operations, release, due date and weight."""
+
+    type: Literal["job_released"] = "job_released"
+    job_id: Identifier
+    ts: UtcDatetime
+    operations: list[OperationSpec] = Field(min_length=1)
+    release: UtcDatetime
+    due: UtcDatetime | None = None
+    weight: FiniteFloat = Field(default=1.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _due_after_release(self) -> JobReleased:
+        if self.due is not None and self.due < self.release:
+            raise ValueError(
+                f"due {self.due.isoformat()} is before release {self.release.isoformat()}"
+            )
+        return self
+
+
+class JobCancelled(Event):
+    type: Literal["job_cancelled"] = "job_cancelled"
+    job_id: Identifier
+    ts: UtcDatetime
+    reason: str = ""
+
+
+class OperationStarted(Event):
+    type: Literal["operation_started"] = "operation_started"
+    job_id: Identifier
+    operation: int = Field(ge=0)
+    machine_id: Identifier
+    ts: UtcDatetime
+
+
+class OperationCompleted(Event):
+    type: Literal["operation_completed"] = "operation_completed"
+    job_id: Identifier
+    operation: int = Field(ge=0)
+    machine_id: Identifier
+    ts: UtcDatetime
+
+
+PlanEvent = Annotated[
+    JobReleased | JobCancelled | OperationStarted | OperationCompleted,
+    Field(discriminator="type"),
+]
+
+
+# --- plantpulse.maintenance ----------------------------------------------------------
+
+
+class MaintenanceDone(Event):
+    """Maintenance finished on a machine; its remaining life starts again."""
+
+    type: Literal["maintenance_done"] = "maintenance_done"
+    machine_id: Identifier
+    ts: UtcDatetime
+    kind: str = "preventive"
+    component: str | None = None
+    duration_minutes: int = Field(ge=0)
+
+
+class FailureReported(Event):
+    """A machine failed: a label for retraining and a machine-down signal."""
+
+    type: Literal["failure_reported"] = "failure_reported"
+    machine_id: Identifier
+    ts: UtcDatetime
+    kind: str
+    component: str | None = None
+    duration_minutes: int = Field(ge=0)
+
+
+MaintenanceEvent = Annotated[MaintenanceDone | FailureReported, Field(discriminator="type")]
+
+
+# --- plantpulse.machine-state --------------------------------------------------------
+
+HealthState = Literal["healthy", "degrading", "critical"]
+
+
+class RemainingUsefulLife(BaseModel):
+    """Remaining useful life in cycles, as the 10th, 50th and 90th percentiles."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p10: FiniteFloat = Field(ge=0.0)
+    p50: FiniteFloat = Field(ge=0.0)
+    p90: FiniteFloat = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RemainingUsefulLife:
+        if not self.p10 <= self.p50 <= self.p90:
+            raise ValueError(
+                f"quantiles out of order: p10={self.p10} p50={self.p50} p90={self.p90}"
+            )
+        return self
+
+
+class MachineState(Event):
+    """The fusion model's view of one machine after one reading."""
+
+    machine_id: Identifier
+    ts: UtcDatetime
+    seq: int = Field(ge=0)
+    model_version: str
+    state: HealthState
+    state_probabilities: dict[HealthState, FiniteFloat]
+    rul: RemainingUsefulLife
+    top_channels: list[str] = Field(default_factory=list)
+
+
+# --- plantpulse.schedule ---------------------------------------------------------------
+
+
+class ScheduledOperationOut(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: str
+    operation: int
+    machine_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+
+
+class MaintenanceWindowOut(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    machine_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+    reason: str
+
+
+class ScheduleKpis(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    makespan_minutes: float
+    weighted_tardiness_minutes: float
+    maintenance_count: int
+    maintenance_cost: float
+
+
+class Schedule(Event):
+    """A published, maintenance-aware schedule for one plant."""
+
+    schedule_id: str
+    plant_id: Identifier
+    created: UtcDatetime
+    plan_version: str
+    model_versions: list[str] = Field(default_factory=list)
+    operations: list[ScheduledOperationOut]
+    maintenance_windows: list[MaintenanceWindowOut]
+    kpis: ScheduleKpis
+    solver_status: Literal["optimal", "feasible", "fallback", "infeasible"]
+    objective: float | None = None
+    bound: float | None = None
+    gap: float | None = None
+    solve_seconds: float
+
+
+# --- plantpulse.dead-letter --------------------------------------------------------------
+
+MAX_DEAD_LETTER_BYTES = 64 * 1024
+
+
+class DeadLetter(Event):
+    """A record that could not be processed, with where it came from and why."""
+
+    original_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    raw_base64: str
+    raw_size: int
+    raw_truncated: bool
+    error: str
+    ts: UtcDatetime
+
+    @classmethod
+    def from_record(
+        cls,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        raw: bytes | None,
+        error: str,
+        max_bytes: int = MAX_DEAD_LETTER_BYTES,
+    ) -> DeadLetter:
+        raw = raw or b""
+        return cls(
+            original_topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key.decode("utf-8", errors="replace") if key is not None else None,
+            raw_base64=base64.b64encode(raw[:max_bytes]).decode("ascii"),
+            raw_size=len(raw),
+            raw_truncated=len(raw) > max_bytes,
+            error=error,
+            ts=datetime.now(UTC),
+        )
+
+    def raw(self) -> bytes:
+        return base64.b64decode(self.raw_base64)
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+PLAN_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(PlanEvent)
+MAINTENANCE_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(MaintenanceEvent)

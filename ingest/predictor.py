@@ -1,0 +1,150 @@
+"""The predictor: sensor readings in, one `MachineState` per window out.
+
+Windows from all machines in one poll are micro-batched into a single forward pass; the
+batch is cut early when it reaches `max_batch`. `flush` runs whatever is still pending,
+and the stream processor calls it before every offset commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ingest.clients import EventProducer
+from ingest.events import MachineState, RemainingUsefulLife, SensorReading
+from ingest.stream import DeadLetterSink, DecodedRecord
+from ingest.topics import MACHINE_STATE
+from ingest.windows import MachineWindows, MissingChannelError, Window
+
+logger = logging.getLogger(__name__)
+
+PREDICTOR_GROUP = "plantpulse-predictor"
+
+
+class Prediction(Protocol):
+    rul_p10: float
+    rul_p50: float
+    rul_p90: float
+    state: str
+    state_probabilities: dict[str, float]
+    top_channels: tuple[str, ...]
+
+
+class Engine(Protocol):
+    """What the predictor needs of `models.InferenceEngine`."""
+
+    version: str
+    window: int
+    channels: tuple[str, ...]
+    context_fields: tuple[str, ...]
+
+    def predict(self, windows: np.ndarray, context: np.ndarray) -> list[Prediction]: ...
+
+    def reload_if_changed(self) -> bool: ...
+
+
+@dataclass
+class PredictorStats:
+    readings: int = 0
+    windows: int = 0
+    states: int = 0
+    batches: int = 0
+    per_machine: dict[str, int] = field(default_factory=dict)
+
+
+class Predictor:
+    """A `RecordHandler` that windows readings and publishes machine states."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        producer: EventProducer,
+        stride: int = 1,
+        max_batch: int = 256,
+        max_machines: int = 100_000,
+        output_topic: str = MACHINE_STATE,
+    ) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.output_topic = output_topic
+        self.max_batch = max_batch
+        self.stride = stride
+        self.max_machines = max_machines
+        self.windows = self._new_windows()
+        self._pending: list[Window] = []
+        self.stats = PredictorStats()
+
+    def _new_windows(self) -> MachineWindows:
+        return MachineWindows(
+            self.engine.window,
+            self.engine.channels,
+            self.engine.context_fields,
+            stride=self.stride,
+            max_machines=self.max_machines,
+        )
+
+    def handle(self, records: list[DecodedRecord], dead_letters: DeadLetterSink) -> None:
+        for record in records:
+            reading: SensorReading = record.event
+            self.stats.readings += 1
+            try:
+                window = self.windows.push(reading)
+            except MissingChannelError as error:
+                dead_letters.send_record(record, str(error))
+                continue
+            if window is None:
+                continue
+            self._pending.append(window)
+            if len(self._pending) >= self.max_batch:
+                self._predict_pending()
+        self._predict_pending()
+
+    def flush(self) -> None:
+        self._predict_pending()
+
+    def check_for_new_model(self) -> bool:
+        """Switch to a new champion if one was promoted; buffers are rebuilt if shapes differ."""
+        old_shape = (self.engine.window, self.engine.channels, self.engine.context_fields)
+        self._predict_pending()
+        if not self.engine.reload_if_changed():
+            return False
+        new_shape = (self.engine.window, self.engine.channels, self.engine.context_fields)
+        if new_shape != old_shape:
+            logger.warning(
+                "model %s reads other windows than its predecessor; per-machine buffers restart",
+                self.engine.version,
+            )
+            self.windows = self._new_windows()
+        logger.info("predictor now serves model %s", self.engine.version)
+        return True
+
+    def _predict_pending(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        channels = np.stack([window.channels for window in batch])  # (B, W, C)
+        context = np.stack([window.context for window in batch])  # (B, W, K)
+        predictions = self.engine.predict(channels, context)
+        for window, prediction in zip(batch, predictions, strict=True):
+            state = MachineState(
+                machine_id=window.machine_id,
+                ts=window.reading.ts,
+                seq=window.reading.seq,
+                model_version=self.engine.version,
+                state=prediction.state,  # type: ignore[arg-type]
+                state_probabilities=prediction.state_probabilities,  # type: ignore[arg-type]
+                rul=RemainingUsefulLife(
+                    p10=prediction.rul_p10, p50=prediction.rul_p50, p90=prediction.rul_p90
+                ),
+                top_channels=list(prediction.top_channels),
+            )
+            self.producer.send(self.output_topic, window.machine_id, state)
+            self.stats.per_machine[window.machine_id] = (
+                self.stats.per_machine.get(window.machine_id, 0) + 1
+            )
+        self.stats.windows += len(batch)
+        self.stats.states += len(batch)
+        self.stats.batches += 1

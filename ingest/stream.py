@@ -1,0 +1,262 @@
+"""A consume-process-produce loop that owns decoding, dead letters and offset commits.
+
+One `StreamProcessor` reads a consumer group's topics, decodes each record into its event
+model, hands good events to a `RecordHandler` and sends bad records to the dead-letter
+topic. The `Checkpoint` alone decides when offsets are committed: only after the handler
+has flushed its pending work and the producer has flushed every output and dead letter of
+the records being committed (at-least-once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from pydantic import TypeAdapter, ValidationError
+
+from ingest.clients import EventProducer, log_end_offsets
+from ingest.config import KafkaConfig
+from ingest.events import DeadLetter
+from ingest.topics import DEAD_LETTER, EVENT_ADAPTERS
+
+logger = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRecord:
+    """A valid event with the position it was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    event: Any
+
+
+class RecordHandler(Protocol):
+    """Business logic behind a `StreamProcessor`."""
+
+    def handle(self, records: list[DecodedRecord], dead_letters: DeadLetterSink) -> None:
+        """Process one poll's valid records, in partition order."""
+
+    def flush(self) -> None:
+        """Finish all pending work, so that every handled record's outputs have been sent."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Return a one-line summary of a pydantic error that names each failing field."""
+    parts = []
+    for detail in error.errors(include_url=False)[:5]:
+        location = ".".join(str(part) for part in detail["loc"]) or "event"
+        parts.append(f"{location}: {detail['msg']}")
+    extra = error.error_count() - len(parts)
+    if extra > 0:
+        parts.append(f"and {extra} more")
+    return "invalid event: " + "; ".join(parts)
+
+
+def decode_event(adapter: TypeAdapter[Any], value: bytes | None) -> Any:
+    """Decode one record value, raising ValueError with a reason fit for a dead letter."""
+    if value is None:
+        raise ValueError("empty record value (tombstone)")
+    if len(value) > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {len(value)} bytes exceeds the limit of {MAX_RECORD_BYTES}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"value is not UTF-8: {error}") from error
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"value is not valid JSON: {error}") from error
+    if isinstance(document, dict) and document.get("schema_version", 1) != 1:
+        raise ValueError(
+            f"unsupported schema_version {document.get('schema_version')!r}; this build reads 1"
+        )
+    try:
+        return adapter.validate_python(document)
+    except ValidationError as error:
+        raise ValueError(describe_validation_error(error)) from error
+
+
+class DeadLetterSink:
+    """Sends records that cannot be processed to the dead-letter topic, with the reason."""
+
+    def __init__(self, producer: EventProducer, topic: str = DEAD_LETTER) -> None:
+        self._producer = producer
+        self._topic = topic
+        self.counts: Counter[str] = Counter()
+
+    def send(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+    ) -> None:
+        letter = DeadLetter.from_record(topic, partition, offset, key, value, reason)
+        self._producer.send(self._topic, letter.key, letter)
+        self.counts[topic] += 1
+        logger.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
+
+    def send_record(self, record: DecodedRecord, reason: str) -> None:
+        self.send(record.topic, record.partition, record.offset, record.key, record.value, reason)
+
+
+class Checkpoint:
+    """Tracks the next offset to commit per partition and commits after everything flushed."""
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        producer: EventProducer,
+        handler: RecordHandler,
+        interval_s: float,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._handler = handler
+        self._interval_s = interval_s
+        self._pending: dict[TopicPartition, int] = {}
+        self._last_commit = time.monotonic()
+        self.commits = 0
+
+    def record_processed(self, partition: TopicPartition, offset: int) -> None:
+        self._pending[partition] = offset + 1
+
+    def due(self) -> bool:
+        return bool(self._pending) and time.monotonic() - self._last_commit >= self._interval_s
+
+    def commit(self, partitions: set[TopicPartition] | None = None) -> None:
+        """Flush the handler and producer, then commit the processed offsets."""
+        self._last_commit = time.monotonic()
+        if not self._pending:
+            return
+        self._handler.flush()
+        self._producer.flush()
+        offsets = {
+            partition: OffsetAndMetadata(offset, "", -1)
+            for partition, offset in self._pending.items()
+            if partitions is None or partition in partitions
+        }
+        if not offsets:
+            return
+        self._consumer.commit(offsets)
+        for partition in offsets:
+            del self._pending[partition]
+        self.commits += 1
+        logger.debug(
+            "committed %s", {f"{tp.topic}[{tp.partition}]": o.offset for tp, o in offsets.items()}
+        )
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, processor: StreamProcessor) -> None:
+        self._processor = processor
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._processor.checkpoint.commit(set(revoked))
+        logger.info("partitions revoked after commit: %s", sorted(str(tp) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+
+
+class StreamProcessor:
+    """Reads `topics` in consumer group `group_id` and feeds valid events to `handler`."""
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        group_id: str,
+        topics: list[str],
+        handler: RecordHandler,
+        producer: EventProducer,
+        commit_interval_s: float = 1.0,
+    ) -> None:
+        unknown = [topic for topic in topics if topic not in EVENT_ADAPTERS]
+        if unknown:
+            raise ValueError(f"no event contract for topics {unknown}")
+        self.group_id = group_id
+        self.topics = topics
+        self.handler = handler
+        self.producer = producer
+        self.dead_letters = DeadLetterSink(producer)
+        self.consumer = KafkaConsumer(**config.consumer_options(group_id))
+        self.consumer.subscribe(topics, listener=_CommitOnRevoke(self))
+        self.checkpoint = Checkpoint(self.consumer, producer, handler, commit_interval_s)
+        self.records_in = 0
+
+    def poll_once(self, timeout_ms: int = 200) -> int:
+        """Poll once, process what arrived; return the number of records read."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        count = 0
+        for partition, records in batches.items():
+            adapter = EVENT_ADAPTERS[partition.topic]
+            decoded: list[DecodedRecord] = []
+            for record in records:
+                try:
+                    event = decode_event(adapter, record.value)
+                except ValueError as error:
+                    self.dead_letters.send(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        str(error),
+                    )
+                    continue
+                decoded.append(
+                    DecodedRecord(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        event,
+                    )
+                )
+            if decoded:
+                self.handler.handle(decoded, self.dead_letters)
+            if records:
+                self.checkpoint.record_processed(partition, records[-1].offset)
+                count += len(records)
+        self.records_in += count
+        if count == 0 or self.checkpoint.due():
+            self.checkpoint.commit()
+        return count
+
+    def lag(self) -> int:
+        """Return how many records of the assigned partitions are not yet committed."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return -1
+        ends = log_end_offsets(self.consumer, list(assigned))
+        total = 0
+        for partition, end in ends.items():
+            committed = self.consumer.committed(partition)
+            total += end - (committed or 0)
+        return total
+
+    def caught_up(self) -> bool:
+        """True when every assigned partition's offset is committed up to its end."""
+        return self.lag() == 0
+
+    def close(self) -> None:
+        """Commit what was processed, then leave the group and close the consumer."""
+        try:
+            self.checkpoint.commit()
+        finally:
+            self.consumer.close()

@@ -1,0 +1,103 @@
+"""Settings from `PLANTPULSE_*` environment variables and an optional TOML file.
+
+Precedence, highest first: explicit arguments, environment variables (nested fields use a
+double underscore, e.g. `PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS`), the TOML file named by
+`PLANTPULSE_CONFIG` or `--config`, then the embedded defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ingest.config import KafkaConfig
+
+
+def _user_state_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "plantpulse"
+
+
+class PredictorSettings(BaseModel):
+    stride: int = Field(default=1, ge=1, description="predict on every n-th reading of a machine")
+    max_batch: int = Field(default=256, ge=1, description="windows per forward pass")
+    max_machines: int = Field(default=100_000, ge=1, description="machines tracked at most")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SchedulerSettings(BaseModel):
+    plant_id: str = "plant-1"
+    time_limit_s: float = Field(default=10.0, gt=0)
+    workers: int = Field(default=2, ge=1)
+    time_unit_minutes: int = Field(default=60, ge=1, description="granularity of the plan")
+    cycles_per_hour: float = Field(default=1.0, gt=0, description="machine cycles in one hour")
+    maintenance_minutes: int = Field(default=480, ge=1)
+    maintenance_cost: float = Field(default=100.0, ge=0)
+    crew_size: int = Field(default=1, ge=1)
+    debounce_s: float = Field(default=2.0, ge=0)
+    risk_threshold_cycles: float = Field(
+        default=30.0, ge=0, description="re-plan when a machine's RUL p10 falls below this"
+    )
+    makespan_weight: float = Field(default=1.0, ge=0)
+    tardiness_weight: float = Field(default=1.0, ge=0)
+    maintenance_cost_weight: float = Field(default=0.1, ge=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of a PlantPulse process; the defaults run on one machine, no set-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PLANTPULSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    data_dir: Path | None = Field(default=None, description="datasets folder")
+    registry_dir: Path = Field(default_factory=lambda: _user_state_dir() / "registry")
+    output_dir: Path = Path("plantpulse-output")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    embedded_broker: bool = Field(
+        default=True,
+        description="start Tansu on 127.0.0.1 instead of using kafka.bootstrap_servers",
+    )
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    predictor: PredictorSettings = Field(default_factory=PredictorSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("PLANTPULSE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings, reading `config_file` (TOML) when given; raise if it does not exist."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"settings file {config_file} not found")
+        os.environ["PLANTPULSE_CONFIG"] = str(config_file)
+    elif "PLANTPULSE_CONFIG" in os.environ and not Path(os.environ["PLANTPULSE_CONFIG"]).is_file():
+        raise FileNotFoundError(
+            f"settings file {os.environ['PLANTPULSE_CONFIG']} named by PLANTPULSE_CONFIG not found"
+        )
+    return Settings(**overrides)

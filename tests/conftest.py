@@ -1,0 +1,43 @@
+"""Fixtures shared by every test: the real datasets and a real embedded broker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.config import KafkaConfig
+from plantpulse.broker import EmbeddedBroker
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path:
+    explicit = os.environ.get("PLANTPULSE_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    return REPOSITORY.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = _shared_data_dir()
+    if not (path / "cmapss" / "train_FD001.txt").is_file():
+        pytest.skip(
+            f"datasets not found in {path}; run `plantpulse data fetch` and set PLANTPULSE_DATA_DIR"
+        )
+    return path
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A fresh, memory-only Tansu broker on a free loopback port."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as embedded:
+        yield embedded
+
+
+@pytest.fixture
+def kafka(broker: EmbeddedBroker) -> KafkaConfig:
+    return KafkaConfig(bootstrap_servers=broker.bootstrap_servers, partitions=4)
