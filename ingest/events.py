@@ -51,7 +51,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
     def to_json_bytes(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

@@ -8,6 +8,7 @@ and the stream processor calls it before every offset commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,23 +26,33 @@ PREDICTOR_GROUP = "plantpulse-predictor"
 
 
 class Prediction(Protocol):
-    rul_p10: float
-    rul_p50: float
-    rul_p90: float
-    state: str
-    state_probabilities: dict[str, float]
-    top_channels: tuple[str, ...]
+    @property
+    def rul_p10(self) -> float: ...
+    @property
+    def rul_p50(self) -> float: ...
+    @property
+    def rul_p90(self) -> float: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def state_probabilities(self) -> dict[str, float]: ...
+    @property
+    def top_channels(self) -> tuple[str, ...]: ...
 
 
 class Engine(Protocol):
     """What the predictor needs of `models.InferenceEngine`."""
 
-    version: str
-    window: int
-    channels: tuple[str, ...]
-    context_fields: tuple[str, ...]
+    @property
+    def version(self) -> str: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+    @property
+    def context_fields(self) -> tuple[str, ...]: ...
 
-    def predict(self, windows: np.ndarray, context: np.ndarray) -> list[Prediction]: ...
+    def predict(self, windows: np.ndarray, context: np.ndarray) -> Sequence[Prediction]: ...
 
     def reload_if_changed(self) -> bool: ...
 

@@ -39,7 +39,7 @@ class SchedulerSettings(BaseModel):
     time_limit_s: float = Field(default=10.0, gt=0)
     workers: int = Field(default=2, ge=1)
     time_unit_minutes: int = Field(default=60, ge=1, description="granularity of the plan")
-    cycles_per_hour: float = Field(default=1.0, gt=0, description="machine cycles in one hour")
+    cycles_per_hour: float = Field(default=2.0, gt=0, description="machine cycles in one hour")
     maintenance_minutes: int = Field(default=480, ge=1)
     maintenance_cost: float = Field(default=100.0, ge=0)
     crew_size: int = Field(default=1, ge=1)

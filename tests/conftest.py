@@ -41,3 +41,17 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
 @pytest.fixture
 def kafka(broker: EmbeddedBroker) -> KafkaConfig:
     return KafkaConfig(bootstrap_servers=broker.bootstrap_servers, partitions=4)
+
+
+@pytest.fixture(scope="session")
+def trained_registry(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A registry whose champion is a small fusion model trained on 12 real FD001 engines."""
+    from models import Registry, TrainConfig, train_cmapss
+
+    root = tmp_path_factory.mktemp("registry")
+    trained = train_cmapss(
+        data_dir, TrainConfig(seed=0, epochs=2, max_engines=12, max_minutes=2.0), progress=False
+    )
+    registry = Registry(root)
+    registry.promote(registry.register(trained))
+    return root

@@ -1,0 +1,271 @@
+"""Batched inference on raw sensor windows with the registry's champion model."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from models.device import resolve_device
+from models.fusion import FusionConfig, FusionModel
+from models.normaliser import Normaliser
+from models.registry import NoChampionError, Registry, RegistryError
+
+__all__ = ["InferenceEngine", "ModelParts", "NoChampionError", "Prediction"]
+
+logger = logging.getLogger(__name__)
+
+TOP_CHANNEL_COUNT = 3
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One window's prediction; RUL values are in cycles with 0 <= p10 <= p50 <= p90."""
+
+    rul_p10: float
+    rul_p50: float
+    rul_p90: float
+    state: str
+    state_probabilities: dict[str, float]
+    top_channels: tuple[str, ...]  # channels with the largest gradient x input on RUL p50
+
+
+class ModelParts(Protocol):
+    """What an InferenceEngine needs from a trained or loaded model."""
+
+    @property
+    def model(self) -> FusionModel: ...
+
+    @property
+    def config(self) -> FusionConfig: ...
+
+    @property
+    def normaliser(self) -> Normaliser: ...
+
+
+@dataclass(frozen=True)
+class _ServedModel:
+    version: str
+    model: FusionModel
+    config: FusionConfig
+    sensor_mean: np.ndarray  # (C,) float32
+    sensor_std: np.ndarray  # (C,) float32
+    context_mean: np.ndarray  # (K,) float32
+    context_std: np.ndarray  # (K,) float32
+
+
+class InferenceEngine:
+    """Serves one model version and swaps to a new registry champion on request.
+
+    ``predict`` may run in one thread while ``reload_if_changed`` runs in another,
+    because each call to ``predict`` uses the model it found when it started.
+    """
+
+    def __init__(
+        self,
+        parts: ModelParts,
+        version: str,
+        device: str = "auto",
+        registry: Registry | None = None,
+        max_batch_size: int = 1024,
+    ) -> None:
+        self._device = resolve_device(device)
+        self._registry = registry
+        self._max_batch_size = max_batch_size
+        self._reported_bad_version: str | None = None
+        self._served = self._prepare(parts, version)
+
+    @classmethod
+    def from_registry(cls, root: Path, device: str = "auto") -> InferenceEngine:
+        """Load the champion of the registry at ``root``.
+
+        Raises NoChampionError when no version was promoted, and another RegistryError
+        when the champion's files are missing, corrupt or inconsistent.
+        """
+        registry = Registry(root)
+        loaded = registry.load_champion()
+        logger.info("serving model version %s from registry %s", loaded.version, root)
+        return cls(loaded, loaded.version, device=device, registry=registry)
+
+    @property
+    def version(self) -> str:
+        return self._served.version
+
+    @property
+    def window(self) -> int:
+        return self._served.config.window
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self._served.config.channels
+
+    @property
+    def context_fields(self) -> tuple[str, ...]:
+        return self._served.config.context_fields
+
+    def predict(self, windows: np.ndarray, context: np.ndarray) -> list[Prediction]:
+        """Predict RUL quantiles, health state and top channels for each window.
+
+        ``windows`` is (B, W, C) raw sensor values in ``channels`` order. ``context`` is
+        (B, W, K) or (B, K) raw values in ``context_fields`` order; a (B, W, K) context
+        is averaged over the window as in training. Raises ValueError on a wrong shape
+        or a value that is NaN or infinite.
+        """
+        served = self._served
+        sensors, context_means = self._validate(served.config, windows, context)
+        sensors = (sensors - served.sensor_mean) / served.sensor_std
+        context_means = (context_means - served.context_mean) / served.context_std
+
+        predictions: list[Prediction] = []
+        for start in range(0, len(sensors), self._max_batch_size):
+            batch = slice(start, start + self._max_batch_size)
+            predictions.extend(self._predict_batch(served, sensors[batch], context_means[batch]))
+        return predictions
+
+    def reload_if_changed(self) -> bool:
+        """Switch to the registry's champion if it changed; returns whether it switched.
+
+        A champion that fails to load is logged and the current model keeps serving.
+        """
+        if self._registry is None:
+            return False
+        try:
+            champion = self._registry.champion()
+        except OSError as error:
+            logger.error("reading the champion in %s failed: %s", self._registry.root, error)
+            return False
+        if champion is None or champion == self.version:
+            return False
+
+        try:
+            loaded = self._registry.load(champion)
+            served = self._prepare(loaded, champion)
+        except (RegistryError, OSError, ValueError) as error:
+            # Log each bad version once at error level; the next calls retry quietly.
+            level = logging.DEBUG if champion == self._reported_bad_version else logging.ERROR
+            logger.log(
+                level,
+                "champion %s cannot be loaded, still serving %s: %s",
+                champion,
+                self.version,
+                error,
+            )
+            self._reported_bad_version = champion
+            return False
+
+        previous = self.version
+        self._served = served
+        logger.info("switched from model version %s to champion %s", previous, champion)
+        return True
+
+    def _prepare(self, parts: ModelParts, version: str) -> _ServedModel:
+        config = parts.config
+        if not {0.1, 0.5, 0.9} <= set(config.quantiles):
+            raise ValueError(
+                f"model version {version} predicts quantiles {config.quantiles}, "
+                "but serving needs 0.1, 0.5 and 0.9"
+            )
+        model = FusionModel(config)
+        model.load_state_dict(parts.model.state_dict())
+        model.requires_grad_(False)  # attribution needs gradients for the inputs only
+        model.to(self._device).eval()
+
+        sensor_mean, sensor_std = parts.normaliser.statistics(config.channels)
+        context_mean, context_std = parts.normaliser.statistics(config.context_fields)
+        return _ServedModel(
+            version=version,
+            model=model,
+            config=config,
+            sensor_mean=sensor_mean,
+            sensor_std=sensor_std,
+            context_mean=context_mean,
+            context_std=context_std,
+        )
+
+    @staticmethod
+    def _validate(
+        config: FusionConfig, windows: np.ndarray, context: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        windows = np.asarray(windows, dtype=np.float32)
+        context = np.asarray(context, dtype=np.float32)
+        expected_window = (config.window, len(config.channels))
+        if windows.ndim != 3 or windows.shape[1:] != expected_window:
+            raise ValueError(
+                f"windows must have shape (B, {config.window}, {len(config.channels)}) for "
+                f"channels {config.channels}, got {windows.shape}"
+            )
+        if context.ndim == 3:
+            context = context.mean(axis=1)
+        if context.ndim != 2 or context.shape != (len(windows), len(config.context_fields)):
+            raise ValueError(
+                f"context must have shape ({len(windows)}, {len(config.context_fields)}) or "
+                f"({len(windows)}, W, {len(config.context_fields)}) for fields "
+                f"{config.context_fields}, got {np.shape(context)}"
+            )
+
+        bad_rows = ~(np.isfinite(windows).all(axis=(1, 2)) & np.isfinite(context).all(axis=1))
+        if bad_rows.any():
+            raise ValueError(
+                f"windows or context contain NaN or infinite values in rows "
+                f"{np.flatnonzero(bad_rows)[:10].tolist()}; fill or drop those readings first"
+            )
+        return windows, context
+
+    def _predict_batch(
+        self, served: _ServedModel, sensors: np.ndarray, context: np.ndarray
+    ) -> list[Prediction]:
+        sensor_tensor = torch.from_numpy(np.ascontiguousarray(sensors)).to(self._device)
+        context_tensor = torch.from_numpy(np.ascontiguousarray(context)).to(self._device)
+
+        with torch.inference_mode():
+            output = served.model(sensor_tensor, context_tensor)
+            quantiles = output.rul_quantiles.clamp(min=0.0).cpu().numpy()  # (b, Q)
+            probabilities = torch.softmax(output.state_logits, dim=1).cpu().numpy()  # (b, S)
+
+        attributions = channel_attributions(served.model, sensor_tensor, context_tensor)
+        top_indices = torch.topk(attributions, k=min(TOP_CHANNEL_COUNT, attributions.shape[1]))
+        top_positions = top_indices.indices.cpu().numpy()  # (b, 3)
+
+        config = served.config
+        low, median, high = (
+            config.quantiles.index(0.1),
+            config.quantiles.index(0.5),
+            config.quantiles.index(0.9),
+        )
+        predictions = []
+        for row in range(len(quantiles)):
+            state_probabilities = dict(
+                zip(config.state_names, probabilities[row].tolist(), strict=True)
+            )
+            predictions.append(
+                Prediction(
+                    rul_p10=float(quantiles[row, low]),
+                    rul_p50=float(quantiles[row, median]),
+                    rul_p90=float(quantiles[row, high]),
+                    state=config.state_names[int(probabilities[row].argmax())],
+                    state_probabilities=state_probabilities,
+                    top_channels=tuple(config.channels[i] for i in top_positions[row]),
+                )
+            )
+        return predictions
+
+
+def channel_attributions(
+    model: FusionModel, sensors: torch.Tensor, context: torch.Tensor
+) -> torch.Tensor:
+    """Score each channel's contribution to the RUL median, shape (B, C).
+
+    The score is |sum over time of gradient x input| on normalised inputs, i.e. how far
+    the channel moves the median away from a window at the training mean. One backward
+    pass covers the whole batch because windows do not interact in the model.
+    """
+    with torch.enable_grad():
+        inputs = sensors.detach().clone().requires_grad_(True)  # (B, W, C)
+        output = model(inputs, context)
+        median = output.rul_quantiles[:, model.median_index].sum()
+        (gradient,) = torch.autograd.grad(median, inputs)  # (B, W, C)
+    return (gradient * inputs.detach()).sum(dim=1).abs()  # (B, C)

@@ -1,0 +1,352 @@
+"""The `plantpulse` command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plantpulse.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="plantpulse",
+    help="Streaming predictive maintenance: sensor readings to RUL predictions to maintenance-aware schedules.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+replay_app = typer.Typer(help="Replay recorded data into Kafka.", no_args_is_help=True)
+data_app = typer.Typer(help="Find and download the public datasets.", no_args_is_help=True)
+app.add_typer(replay_app, name="replay")
+app.add_typer(data_app, name="data")
+
+logger = logging.getLogger("plantpulse")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file (default: $PLANTPULSE_CONFIG, if set)."),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Datasets folder (default: $PLANTPULSE_DATA_DIR, ../shared/data, or the user cache).",
+    ),
+]
+
+
+def _setup(config: Path | None, **overrides: object) -> Settings:
+    try:
+        settings = load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+    except (FileNotFoundError, ValueError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from error
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kafka", "prefect", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    return settings
+
+
+def _data_dir(settings: Settings, explicit: Path | None) -> Path:
+    from ingest.datasets import resolve_data_dir
+
+    return resolve_data_dir(explicit or settings.data_dir)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    machines: Annotated[
+        int | None,
+        typer.Option(min=1, help="Replay only the first N test engines (default: all 100)."),
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="Plan file to release as jobs (default: Brandimarte mk01.fjs)."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for the report files.")] = None,
+    registry: Annotated[Path | None, typer.Option(help="Model registry folder.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Training epochs when a first model must be trained.")
+    ] = None,
+    train_engines: Annotated[
+        int | None, typer.Option(min=2, help="Train on only N training engines (quick runs).")
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option(min=0.1, help="Solver time limit in seconds.")
+    ] = None,
+) -> None:
+    """Run the whole pipeline on real data with an embedded broker, and print the results."""
+    from plantpulse.demo import DemoOptions, format_report, run_demo, write_report
+
+    settings = _setup(config, registry_dir=registry, output_dir=output)
+    if time_limit is not None:
+        settings.scheduler.time_limit_s = time_limit
+    options = DemoOptions(
+        machines=machines, plan_file=plan, train_epochs=epochs, train_max_engines=train_engines
+    )
+    try:
+        report = run_demo(settings, options, _data_dir(settings, data_dir))
+    except FileNotFoundError as error:
+        raise _fail(str(error)) from error
+    typer.echo(format_report(report))
+    paths = write_report(report, settings.output_dir)
+    typer.echo(
+        f"\nreport written to {settings.output_dir.resolve()}: {', '.join(p.name for p in paths)}"
+    )
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1; 0 picks a free one.")] = 9092,
+    partitions: Annotated[
+        int, typer.Option(min=1, help="Partitions of each PlantPulse topic.")
+    ] = 4,
+) -> None:
+    """Start the embedded Tansu broker on 127.0.0.1, create the topics, and wait for Ctrl-C."""
+    from ingest.clients import ensure_topics
+    from plantpulse.broker import BrokerError, EmbeddedBroker
+    from plantpulse.services import stop_on_signals
+
+    settings = _setup(None)
+    try:
+        with EmbeddedBroker(port=port) as embedded, stop_on_signals() as stop:
+            kafka = settings.kafka.model_copy(
+                update={"bootstrap_servers": embedded.bootstrap_servers, "partitions": partitions}
+            )
+            ensure_topics(kafka)
+            typer.echo(
+                f"broker ready on {embedded.bootstrap_servers}; memory only, nothing survives a restart"
+            )
+            typer.echo(f"export PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS={embedded.bootstrap_servers}")
+            while not stop.wait(0.5):
+                if not embedded.running:
+                    raise _fail("the broker process exited")
+    except BrokerError as error:
+        raise _fail(str(error)) from error
+
+
+def _external_kafka(settings: Settings) -> None:
+    if (
+        settings.embedded_broker
+        and "PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS" not in __import__("os").environ
+    ):
+        typer.echo(
+            f"using Kafka at {settings.kafka.bootstrap_servers}; start one with `plantpulse broker` "
+            "or set PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS",
+            err=True,
+        )
+
+
+@replay_app.command("cmapss")
+def replay_cmapss(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    file: Annotated[
+        str, typer.Option(help="C-MAPSS file name inside the cmapss folder.")
+    ] = "test_FD001.txt",
+    machines: Annotated[int | None, typer.Option(min=1, help="Only the first N engines.")] = None,
+) -> None:
+    """Send C-MAPSS engines to the sensor topic, one reading per cycle."""
+    from ingest.clients import EventProducer, ensure_topics
+    from ingest.datasets import dataset_path
+    from ingest.replay import cmapss_readings, cmapss_units, publish_readings, read_cmapss_rows
+
+    settings = _setup(config)
+    _external_kafka(settings)
+    rows = read_cmapss_rows(dataset_path("cmapss", file, _data_dir(settings, data_dir)))
+    units = cmapss_units(rows)[:machines] if machines else None
+    ensure_topics(settings.kafka)
+    producer = EventProducer(settings.kafka)
+    start = datetime.now(UTC).replace(microsecond=0)
+    cycle_minutes = 60.0 / settings.scheduler.cycles_per_hour
+    count = publish_readings(producer, cmapss_readings(rows, start, units, cycle_minutes))
+    producer.close()
+    typer.echo(f"sent {count} readings")
+
+
+@replay_app.command("plan")
+def replay_plan(
+    file: Annotated[Path, typer.Argument(help="Plan file: .fjs, JSPLIB or PlantPulse JSON.")],
+    machines: Annotated[
+        str,
+        typer.Option(help="Comma-separated machine ids the plan's machines map onto, in order."),
+    ],
+    config: ConfigOption = None,
+    due_factor: Annotated[
+        float | None,
+        typer.Option(help="Give jobs without a due date one: release + factor x work."),
+    ] = 1.5,
+) -> None:
+    """Send a plan file's jobs to the plan topic as JobReleased events."""
+    from ingest.clients import EventProducer, ensure_topics
+    from ingest.topics import PLAN
+    from plantpulse.plan_replay import read_plan_events
+    from scheduler.plan import PlanError
+    from scheduler.readers import PlanFileError
+
+    settings = _setup(config)
+    _external_kafka(settings)
+    targets = [m.strip() for m in machines.split(",") if m.strip()]
+    try:
+        events = read_plan_events(
+            file,
+            targets,
+            datetime.now(UTC).replace(microsecond=0),
+            settings.scheduler.time_unit_minutes,
+            due_factor,
+        )
+    except (PlanFileError, PlanError, OSError, ValueError) as error:
+        raise _fail(str(error)) from error
+    ensure_topics(settings.kafka)
+    producer = EventProducer(settings.kafka)
+    for event in events:
+        producer.send(PLAN, event.job_id, event)
+    producer.close()
+    typer.echo(f"sent {len(events)} jobs")
+
+
+@app.command()
+def train(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    registry: Annotated[Path | None, typer.Option(help="Model registry folder.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Maximum training epochs.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    max_engines: Annotated[int | None, typer.Option(min=2, help="Train on only N engines.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    promote: Annotated[bool, typer.Option(help="Make the new version the champion.")] = True,
+) -> None:
+    """Train a fusion model on C-MAPSS FD001 and register it."""
+    from models import Registry, TrainConfig, evaluate_cmapss_test, train_cmapss
+
+    settings = _setup(config, registry_dir=registry)
+    data = _data_dir(settings, data_dir)
+    train_config = TrainConfig(seed=seed, device=device)
+    if epochs is not None:
+        train_config = dataclasses.replace(train_config, epochs=epochs)
+    if max_engines is not None:
+        train_config = dataclasses.replace(train_config, max_engines=max_engines)
+    trained = train_cmapss(data, train_config, progress=True)
+    reg = Registry(settings.registry_dir)
+    version = reg.register(trained)
+    if promote:
+        reg.promote(version)
+    metrics = evaluate_cmapss_test(trained, data)
+    typer.echo(
+        f"registered {version} in {settings.registry_dir}{' as champion' if promote else ''}"
+    )
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def predictor(config: ConfigOption = None) -> None:
+    """Run the predictor until SIGINT or SIGTERM: readings in, machine states out."""
+    from models import NoChampionError
+    from plantpulse.services import build_predictor, run_until_stopped, stop_on_signals
+
+    settings = _setup(config)
+    _external_kafka(settings)
+    try:
+        processor = build_predictor(settings, settings.kafka)
+    except NoChampionError as error:
+        raise _fail(f"{error}; train one with `plantpulse train`") from error
+    with stop_on_signals() as stop:
+        run_until_stopped(processor, stop)
+
+
+@app.command()
+def scheduler(config: ConfigOption = None) -> None:
+    """Run the scheduler until SIGINT or SIGTERM: plan and machine states in, schedules out."""
+    from plantpulse.services import build_scheduler, run_until_stopped, stop_on_signals
+
+    settings = _setup(config)
+    _external_kafka(settings)
+    processor = build_scheduler(settings, settings.kafka)
+    with stop_on_signals() as stop:
+        run_until_stopped(processor, stop)
+
+
+@app.command()
+def schedule(
+    file: Annotated[Path, typer.Argument(help="Plan file: .fjs, JSPLIB or PlantPulse JSON.")],
+    time_limit: Annotated[
+        float, typer.Option(min=0.01, help="Solver time limit in seconds.")
+    ] = 10.0,
+    workers: Annotated[int, typer.Option(min=1, help="CP-SAT search workers.")] = 2,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the schedule as JSON to this file.")
+    ] = None,
+) -> None:
+    """Solve one plan file and print makespan, bound, gap and time."""
+    from scheduler.plan import PlanError
+    from scheduler.readers import PlanFileError, read_plan
+    from scheduler.solver import SolverSettings, solve
+
+    _setup(None)
+    try:
+        plan = read_plan(file)
+    except (PlanFileError, PlanError, OSError) as error:
+        raise _fail(str(error)) from error
+    result = solve(plan, SolverSettings(time_limit_s=time_limit, workers=workers))
+    gap = "n/a" if result.gap is None else f"{result.gap:.2%}"
+    typer.echo(
+        f"{file.name}: {len(plan.jobs)} jobs, {len(plan.machines)} machines; status {result.status}, "
+        f"makespan {result.makespan}, bound {result.bound}, gap {gap}, {result.solve_seconds:.2f} s"
+    )
+    if output is not None:
+        output.write_text(json.dumps(result.to_dict(), indent=2))
+        typer.echo(f"schedule written to {output}")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    dest: Annotated[
+        Path | None, typer.Option(help="Folder to download into (default: the user cache).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Only this dataset; repeat for several.")
+    ] = None,
+) -> None:
+    """Download the public datasets, check their SHA-256 sums, and show each licence."""
+    from ingest.datasets import ChecksumError, default_cache_dir, fetch_datasets
+
+    _setup(None)
+    target = dest or default_cache_dir()
+    try:
+        fetched = fetch_datasets(target, dataset or None)
+    except (ChecksumError, OSError, ValueError) as error:
+        raise _fail(str(error)) from error
+    for item in fetched:
+        typer.echo(f"{item.relative_path}: ok ({item.licence})")
+    typer.echo(f"data in {target}; set PLANTPULSE_DATA_DIR={target} if it is not the default")
+
+
+@data_app.command("where")
+def data_where(data_dir: DataDirOption = None) -> None:
+    """Print the datasets folder PlantPulse would use."""
+    settings = _setup(None)
+    typer.echo(str(_data_dir(settings, data_dir)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

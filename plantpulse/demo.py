@@ -1,0 +1,324 @@
+"""The end-to-end demo on real data: broker, model, replay, predictor, scheduler, report."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from ingest.clients import EventProducer, ensure_topics, read_topic
+from ingest.config import KafkaConfig
+from ingest.datasets import dataset_path
+from ingest.events import MachineState, Schedule
+from ingest.replay import (
+    cmapss_machine_id,
+    cmapss_readings,
+    cmapss_units,
+    publish_readings,
+    read_cmapss_rows,
+)
+from ingest.topics import MACHINE_STATE, PLAN, SCHEDULE
+from models import Registry, TrainConfig, train_cmapss
+from plantpulse.plan_replay import read_plan_events
+from plantpulse.services import build_predictor, build_scheduler, kafka_for, run_until_stopped
+from plantpulse.settings import Settings
+from scheduler import check_schedule, write_plan_json
+from scheduler.service import SchedulerService
+
+logger = logging.getLogger(__name__)
+
+# Replayed readings start here, so that two runs of the demo produce the same events.
+DEMO_ORIGIN = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    machines: int | None = None
+    plan_file: Path | None = None
+    train_epochs: int | None = None
+    train_max_engines: int | None = None
+    due_factor: float = 1.5
+    seed: int = 0
+
+
+@dataclass
+class MachineResult:
+    machine_id: str
+    predicted_p10: float
+    predicted_p50: float
+    predicted_p90: float
+    state: str
+    true_rul: float
+    top_channels: list[str]
+
+
+@dataclass
+class DemoReport:
+    model_version: str
+    machines: list[MachineResult]
+    rmse: float
+    rmse_capped: float
+    schedule: Schedule
+    violations: list[str]
+    readings: int
+    machine_states: int
+    dead_letters: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _ensure_champion(settings: Settings, options: DemoOptions, data_dir: Path) -> str:
+    registry = Registry(settings.registry_dir)
+    champion = registry.champion()
+    if champion is not None:
+        logger.info(
+            "registry %s has champion %s; training skipped", settings.registry_dir, champion
+        )
+        return champion
+
+    logger.info(
+        "registry %s has no champion; training a first model on FD001", settings.registry_dir
+    )
+    config = TrainConfig(seed=options.seed, device=settings.predictor.device)
+    if options.train_epochs is not None:
+        config = dataclasses.replace(config, epochs=options.train_epochs)
+    if options.train_max_engines is not None:
+        config = dataclasses.replace(config, max_engines=options.train_max_engines)
+    trained = train_cmapss(data_dir, config, progress=True)
+    version = registry.register(trained)
+    registry.promote(version)
+    return version
+
+
+def _replay(
+    kafka: KafkaConfig, data_dir: Path, options: DemoOptions, settings: Settings
+) -> tuple[int, list[int]]:
+    rows = read_cmapss_rows(dataset_path("cmapss", "test_FD001.txt", data_dir))
+    units = cmapss_units(rows)
+    if options.machines is not None:
+        units = units[: options.machines]
+    cycle_minutes = 60.0 / settings.scheduler.cycles_per_hour
+    producer = EventProducer(kafka)
+    try:
+        readings = publish_readings(
+            producer, cmapss_readings(rows, DEMO_ORIGIN, units, cycle_minutes)
+        )
+
+        replayed = rows[np.isin(rows[:, 0], units)]
+        last_cycle = int(replayed[:, 1].max())
+        plan_origin = DEMO_ORIGIN + timedelta(minutes=(last_cycle - 1) * cycle_minutes)
+        plan_path = options.plan_file or dataset_path("brandimarte", "mk01.fjs", data_dir)
+        targets = [cmapss_machine_id(unit) for unit in units]
+        jobs = read_plan_events(
+            plan_path,
+            targets,
+            plan_origin,
+            settings.scheduler.time_unit_minutes,
+            options.due_factor,
+        )
+        for job in jobs:
+            producer.send(PLAN, job.job_id, job)
+        producer.flush()
+        logger.info(
+            "released %d jobs of %s onto %d machines", len(jobs), plan_path.name, len(targets)
+        )
+    finally:
+        producer.close()
+    return readings, units
+
+
+def _true_rul(data_dir: Path) -> np.ndarray:
+    return np.loadtxt(dataset_path("cmapss", "RUL_FD001.txt", data_dir), ndmin=1)
+
+
+def run_demo(settings: Settings, options: DemoOptions, data_dir: Path) -> DemoReport:
+    """Run the whole pipeline once on real data and return what it produced."""
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    version = _ensure_champion(settings, options, data_dir)
+    seconds["model"] = time.monotonic() - started
+
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    with kafka_for(settings) as kafka:
+        ensure_topics(kafka)
+
+        mark = time.monotonic()
+        readings, units = _replay(kafka, data_dir, options, settings)
+        seconds["replay"] = time.monotonic() - mark
+
+        mark = time.monotonic()
+        predictor = build_predictor(settings, kafka)
+        run_until_stopped(predictor, threading.Event(), idle_stop_s=1.0)
+        seconds["predictor"] = time.monotonic() - mark
+        dead_letters = sum(predictor.dead_letters.counts.values())
+
+        mark = time.monotonic()
+        scheduler = build_scheduler(settings, kafka)
+        service = scheduler.handler
+        assert isinstance(service, SchedulerService)
+        run_until_stopped(scheduler, threading.Event(), idle_stop_s=1.0)
+        if service.last_plan is None or service.last_solved is None:
+            raise RuntimeError("the scheduler solved no plan")
+        violations = check_schedule(service.last_plan, service.last_solved)
+        write_plan_json(service.last_plan, settings.output_dir / "plan.json")
+        seconds["scheduler"] = time.monotonic() - mark
+
+        states = [
+            MachineState.model_validate_json(r.value) for r in read_topic(kafka, MACHINE_STATE)
+        ]
+        schedules = [Schedule.model_validate_json(r.value) for r in read_topic(kafka, SCHEDULE)]
+
+    if not schedules:
+        raise RuntimeError("the scheduler published no schedule")
+    latest: dict[str, MachineState] = {}
+    for state in states:
+        if state.machine_id not in latest or state.seq > latest[state.machine_id].seq:
+            latest[state.machine_id] = state
+
+    true_rul = _true_rul(data_dir)
+    results = []
+    for unit in units:
+        machine_id = cmapss_machine_id(unit)
+        last = latest.get(machine_id)
+        if last is None:
+            logger.warning(
+                "no prediction for %s (fewer readings than the model's window)", machine_id
+            )
+            continue
+        results.append(
+            MachineResult(
+                machine_id=machine_id,
+                predicted_p10=last.rul.p10,
+                predicted_p50=last.rul.p50,
+                predicted_p90=last.rul.p90,
+                state=last.state,
+                true_rul=float(true_rul[unit - 1]),
+                top_channels=last.top_channels,
+            )
+        )
+    errors = np.array([r.predicted_p50 - r.true_rul for r in results])
+    capped = np.array([r.predicted_p50 - min(r.true_rul, 125.0) for r in results])
+    seconds["total"] = time.monotonic() - started
+    return DemoReport(
+        model_version=version,
+        machines=results,
+        rmse=float(math.sqrt(np.mean(errors**2))) if len(results) else float("nan"),
+        rmse_capped=float(math.sqrt(np.mean(capped**2))) if len(results) else float("nan"),
+        schedule=schedules[-1],
+        violations=violations,
+        readings=readings,
+        machine_states=len(states),
+        dead_letters=dead_letters,
+        seconds=seconds,
+    )
+
+
+def format_report(report: DemoReport) -> str:
+    """Render the report as the plain-text tables the demo prints."""
+    lines = [
+        f"model {report.model_version}: {report.readings} readings in, "
+        f"{report.machine_states} machine states out, {report.dead_letters} dead letters",
+        "",
+        f"{'machine':<12} {'p10':>6} {'p50':>6} {'p90':>6} {'true':>6}  {'state':<10} top channels",
+    ]
+    for r in report.machines:
+        lines.append(
+            f"{r.machine_id:<12} {r.predicted_p10:6.1f} {r.predicted_p50:6.1f} {r.predicted_p90:6.1f} "
+            f"{r.true_rul:6.0f}  {r.state:<10} {', '.join(r.top_channels)}"
+        )
+    lines += [
+        "",
+        f"RMSE of RUL p50 over {len(report.machines)} machines: {report.rmse:.2f} cycles "
+        f"(true RUL capped at 125: {report.rmse_capped:.2f})",
+        "",
+    ]
+    schedule = report.schedule
+    kpis = schedule.kpis
+    gap = "n/a" if schedule.gap is None else f"{schedule.gap:.2%}"
+    lines += [
+        f"schedule {schedule.schedule_id} for {schedule.plant_id} (plan {schedule.plan_version}), "
+        f"created {schedule.created.isoformat()}",
+        f"  solver status {schedule.solver_status}, objective {schedule.objective}, bound {schedule.bound}, "
+        f"gap {gap}, {schedule.solve_seconds:.1f} s",
+        f"  makespan {kpis.makespan_minutes / 60:.1f} h, weighted tardiness {kpis.weighted_tardiness_minutes / 60:.1f} h, "
+        f"maintenance windows {kpis.maintenance_count}, maintenance cost {kpis.maintenance_cost:.0f}",
+        "  independent feasibility check: "
+        + ("passed" if not report.violations else "; ".join(report.violations)),
+        "  maintenance windows:",
+    ]
+    for window in schedule.maintenance_windows:
+        lines.append(
+            f"    {window.machine_id:<12} {window.start:%Y-%m-%d %H:%M} - {window.end:%H:%M}  {window.reason}"
+        )
+    if not schedule.maintenance_windows:
+        lines.append("    none")
+    lines.append("  operations by machine:")
+    by_machine: dict[str, list[str]] = {}
+    for op in sorted(schedule.operations, key=lambda o: (o.machine_id, o.start)):
+        by_machine.setdefault(op.machine_id, []).append(
+            f"{op.job_id}/{op.operation} {op.start:%d %H:%M}-{op.end:%H:%M}"
+        )
+    for machine, ops in by_machine.items():
+        lines.append(f"    {machine:<12} " + "; ".join(ops))
+    lines.append("")
+    lines.append(
+        "time: " + ", ".join(f"{name} {value:.1f} s" for name, value in report.seconds.items())
+    )
+    return "\n".join(lines)
+
+
+def write_report(report: DemoReport, output_dir: Path) -> list[Path]:
+    """Write the predictions (CSV), the schedule (JSON) and a summary (JSON)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    predictions = output_dir / "predictions.csv"
+    with predictions.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["machine_id", "rul_p10", "rul_p50", "rul_p90", "true_rul", "state", "top_channels"]
+        )
+        for r in report.machines:
+            writer.writerow(
+                [
+                    r.machine_id,
+                    f"{r.predicted_p10:.2f}",
+                    f"{r.predicted_p50:.2f}",
+                    f"{r.predicted_p90:.2f}",
+                    f"{r.true_rul:.0f}",
+                    r.state,
+                    " ".join(r.top_channels),
+                ]
+            )
+    schedule = output_dir / "schedule.json"
+    schedule.write_text(report.schedule.model_dump_json(indent=2))
+    summary = output_dir / "summary.json"
+    summary.write_text(
+        json.dumps(
+            {
+                "model_version": report.model_version,
+                "machines": len(report.machines),
+                "rmse": report.rmse,
+                "rmse_true_rul_capped_125": report.rmse_capped,
+                "readings": report.readings,
+                "machine_states": report.machine_states,
+                "dead_letters": report.dead_letters,
+                "schedule_id": report.schedule.schedule_id,
+                "solver_status": report.schedule.solver_status,
+                "gap": report.schedule.gap,
+                "violations": report.violations,
+                "kpis": report.schedule.kpis.model_dump(),
+                "seconds": report.seconds,
+            },
+            indent=2,
+        )
+    )
+    text = output_dir / "report.txt"
+    text.write_text(format_report(report) + "\n")
+    return [predictions, schedule, summary, text]

@@ -1,0 +1,141 @@
+"""Builders and run loops for the long-running PlantPulse services."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ingest.clients import EventProducer, ensure_topics
+from ingest.config import KafkaConfig
+from ingest.predictor import PREDICTOR_GROUP, Predictor
+from ingest.stream import StreamProcessor
+from ingest.topics import SENSORS
+from models import InferenceEngine
+from plantpulse.broker import EmbeddedBroker
+from plantpulse.settings import Settings
+from scheduler.service import (
+    SCHEDULER_GROUP,
+    SCHEDULER_TOPICS,
+    MaintenancePolicy,
+    SchedulerService,
+    solver_settings_from,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def kafka_for(settings: Settings) -> Iterator[KafkaConfig]:
+    """Yield the Kafka settings to use, starting an embedded broker when configured."""
+    if not settings.embedded_broker:
+        yield settings.kafka
+        return
+    with EmbeddedBroker() as broker:
+        config = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        yield config
+
+
+def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
+    """Create the predictor: consumer group `plantpulse-predictor` over the sensor topic."""
+    engine = InferenceEngine.from_registry(settings.registry_dir, device=settings.predictor.device)
+    producer = EventProducer(kafka)
+    handler = Predictor(
+        engine,
+        producer,
+        stride=settings.predictor.stride,
+        max_batch=settings.predictor.max_batch,
+        max_machines=settings.predictor.max_machines,
+    )
+    logger.info("predictor serves model %s (window %d)", engine.version, engine.window)
+    return StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], handler, producer)
+
+
+def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
+    """Create the scheduler: consumer group `plantpulse-scheduler` over plan, states, maintenance."""
+    options = settings.scheduler
+    producer = EventProducer(kafka)
+    service = SchedulerService(
+        producer,
+        plant_id=options.plant_id,
+        policy=MaintenancePolicy(
+            cycles_per_hour=options.cycles_per_hour,
+            maintenance_minutes=options.maintenance_minutes,
+            maintenance_cost=options.maintenance_cost,
+            crew_size=options.crew_size,
+            risk_threshold_cycles=options.risk_threshold_cycles,
+        ),
+        solver_settings=solver_settings_from(
+            options.time_limit_s,
+            options.workers,
+            options.makespan_weight,
+            options.tardiness_weight,
+            options.maintenance_cost_weight,
+        ),
+        unit_minutes=options.time_unit_minutes,
+        debounce_s=options.debounce_s,
+    )
+    return StreamProcessor(kafka, SCHEDULER_GROUP, SCHEDULER_TOPICS, service, producer)
+
+
+def run_until_stopped(
+    processor: StreamProcessor,
+    stop: threading.Event,
+    model_check_interval_s: float = 10.0,
+    idle_stop_s: float | None = None,
+) -> None:
+    """Poll until `stop` is set (or idle for `idle_stop_s`); solve or reload models as due."""
+    last_model_check = time.monotonic()
+    idle_since: float | None = None
+    handler = processor.handler
+    try:
+        while not stop.is_set():
+            count = processor.poll_once()
+            if isinstance(handler, SchedulerService) and handler.due():
+                handler.solve_and_publish()
+            if (
+                isinstance(handler, Predictor)
+                and time.monotonic() - last_model_check > model_check_interval_s
+            ):
+                last_model_check = time.monotonic()
+                if handler.check_for_new_model():
+                    processor.checkpoint.commit()
+            if idle_stop_s is None:
+                continue
+            if count == 0 and processor.caught_up():
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= idle_stop_s:
+                    break
+            else:
+                idle_since = None
+        if isinstance(handler, SchedulerService) and handler.pending():
+            handler.solve_and_publish()
+    finally:
+        processor.close()
+        processor.producer.close()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Yield an event that SIGINT or SIGTERM sets, for a clean shutdown."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        logger.info(
+            "signal %s received; flushing, committing and stopping", signal.Signals(signum).name
+        )
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def prepare_topics(kafka: KafkaConfig) -> None:
+    ensure_topics(kafka)

@@ -1,0 +1,123 @@
+"""CP-SAT constraints of a plan: machine choice, job order, machines, crew and deadlines.
+
+Maintenance rule. Each machine m with a deadline D gets at most one maintenance window,
+which resets its remaining useful life for the rest of the plan:
+
+- An operation on m that ends after D must start at or after the end of m's window,
+  so the window must be present. Operations that run before the window therefore end
+  by D. A deadline <= 0 means the life is already used up, so m runs nothing until it
+  has been maintained.
+- The window itself need not start by D. The deadline counts the machine's running
+  time, so a machine that is idle after D wears no further, and delaying the
+  window only delays the operations that wait for it. This also keeps every plan
+  feasible when the crew cannot reach every machine before its deadline.
+- A window is present only when some operation on m ends after D. A window that no
+  operation needs only adds cost, so forbidding it loses no optimal schedule, and it
+  keeps unneeded windows out of schedules whose objective ignores maintenance cost.
+- Windows of all machines share the maintenance crew: at most `crew_size` run at once.
+  A window occupies its machine, so no operation overlaps it.
+
+A machine without a deadline, or whose deadline lies at or beyond the horizon, never
+gets a window.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from ortools.sat.python import cp_model
+
+from scheduler.plan import Plan
+from scheduler.variables import MaintenanceVariables, OperationVariables, PlanVariables
+
+
+def add_constraints(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:
+    """Add every constraint of `plan` to `model`, over the variables made for it."""
+    operations = [operation for job in variables.operations for operation in job]
+
+    for operation in operations:
+        _run_on_one_machine(model, operation)
+
+    _keep_job_order(model, plan, variables)
+
+    for machine in plan.machines:
+        _run_one_thing_at_a_time(model, variables, machine)
+
+    _share_maintenance_crew(model, plan, variables)
+
+    for maintenance in variables.maintenance.values():
+        _respect_deadline(model, variables, maintenance)
+
+
+def _run_on_one_machine(model: cp_model.CpModel, operation: OperationVariables) -> None:
+    model.add_exactly_one(option.selected for option in operation.options)
+    model.add(
+        operation.end
+        == operation.start + sum(option.duration * option.selected for option in operation.options)
+    )
+
+
+def _keep_job_order(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:
+    """Start each job's first operation at its release and every other after the previous."""
+    for job, operations in zip(plan.jobs, variables.operations, strict=True):
+        model.add(operations[0].start >= max(job.release, 0))
+
+        for previous, current in pairwise(operations):
+            model.add(current.start >= previous.end)
+
+
+def _run_one_thing_at_a_time(
+    model: cp_model.CpModel, variables: PlanVariables, machine: str
+) -> None:
+    intervals = [option.interval for option in variables.options_on(machine)]
+
+    maintenance = variables.maintenance.get(machine)
+    if maintenance is not None:
+        intervals.append(maintenance.interval)
+
+    if len(intervals) > 1:
+        model.add_no_overlap(intervals)
+
+
+def _share_maintenance_crew(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:
+    windows = [maintenance.interval for maintenance in variables.maintenance.values()]
+    if len(windows) > plan.crew_size:
+        model.add_cumulative(windows, [1] * len(windows), plan.crew_size)
+
+
+def _respect_deadline(
+    model: cp_model.CpModel, variables: PlanVariables, maintenance: MaintenanceVariables
+) -> None:
+    """Apply the maintenance rule of the module docstring to one machine."""
+    deadline = maintenance.entry.deadline
+    if deadline is None or deadline >= variables.horizon:
+        model.add(maintenance.present == 0)
+        return
+
+    # One literal per option: the operation runs on this machine and ends after the
+    # deadline, so it has to wait for the maintenance window.
+    late_literals: list[cp_model.IntVar] = []
+    for job in variables.operations:
+        for operation in job:
+            for option in operation.options:
+                if option.machine != maintenance.entry.machine:
+                    continue
+
+                if option.duration > deadline:
+                    late = option.selected
+                else:
+                    late = model.new_bool_var(f"late[{option.interval.name}]")
+                    model.add_implication(late, option.selected)
+                    model.add(operation.start + option.duration > deadline).only_enforce_if(late)
+                    model.add(operation.start + option.duration <= deadline).only_enforce_if(
+                        [option.selected, ~late]
+                    )
+
+                model.add_implication(late, maintenance.present)
+                model.add(operation.start >= maintenance.end).only_enforce_if(late)
+                late_literals.append(late)
+
+    if late_literals:
+        model.add_bool_or(late_literals).only_enforce_if(maintenance.present)
+    else:
+        model.add(maintenance.present == 0)

@@ -1,0 +1,105 @@
+"""The weighted objective: makespan, weighted tardiness and maintenance cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from scheduler.plan import Plan
+from scheduler.variables import PlanVariables
+
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """Weight of each objective term. A term with weight 0 is left out of the model.
+
+    The objective is makespan * `makespan` + sum(job weight * tardiness) *
+    `weighted_tardiness` + sum(window cost) * `maintenance_cost`. Times count in plan
+    time units and costs in the plan's cost unit, so the weights also convert between
+    the two.
+    """
+
+    makespan: float = 1.0
+    weighted_tardiness: float = 1.0
+    maintenance_cost: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("makespan", "weighted_tardiness", "maintenance_cost"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"objective weight {name}={value!r} must be a number >= 0")
+
+    def evaluate(
+        self, makespan: float, total_weighted_tardiness: float, maintenance_cost: float
+    ) -> float:
+        """Return the objective value of a schedule with the given key figures."""
+        return (
+            self.makespan * makespan
+            + self.weighted_tardiness * total_weighted_tardiness
+            + self.maintenance_cost * maintenance_cost
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        """True when every weight is 0, so the solver only looks for a feasible schedule."""
+        return self.makespan == 0 and self.weighted_tardiness == 0 and self.maintenance_cost == 0
+
+
+def set_objective(
+    model: cp_model.CpModel, plan: Plan, variables: PlanVariables, weights: ObjectiveWeights
+) -> None:
+    """Make `model` minimize the weighted sum of the terms whose weight is positive."""
+    terms: list[cp_model.ObjLinearExprT] = []
+
+    if weights.makespan > 0:
+        terms.append(_coefficient(weights.makespan) * _makespan(model, variables))
+    if weights.weighted_tardiness > 0:
+        tardiness = _weighted_tardiness(model, plan, variables)
+        terms.append(_coefficient(weights.weighted_tardiness) * tardiness)
+    if weights.maintenance_cost > 0:
+        terms.append(_coefficient(weights.maintenance_cost) * _maintenance_cost(variables))
+
+    if terms:
+        model.minimize(sum(terms))
+
+
+def _makespan(model: cp_model.CpModel, variables: PlanVariables) -> cp_model.IntVar:
+    makespan = model.new_int_var(0, variables.horizon, "makespan")
+    job_ends = [operations[-1].end for operations in variables.operations]
+    if job_ends:
+        model.add_max_equality(makespan, job_ends)
+    else:
+        model.add(makespan == 0)
+    return makespan
+
+
+def _weighted_tardiness(
+    model: cp_model.CpModel, plan: Plan, variables: PlanVariables
+) -> cp_model.ObjLinearExprT:
+    weighted_terms: list[cp_model.ObjLinearExprT] = []
+
+    for job, operations in zip(plan.jobs, variables.operations, strict=True):
+        if job.due is None or job.weight == 0:
+            continue
+
+        # An equality, not just tardiness >= end - due, keeps the objective of every
+        # intermediate solution equal to the one computed from its schedule.
+        latest_tardiness = variables.horizon - min(job.due, 0)
+        tardiness = model.new_int_var(0, latest_tardiness, f"tardiness[{job.id}]")
+        model.add_max_equality(tardiness, [operations[-1].end - job.due, 0])
+        weighted_terms.append(_coefficient(job.weight) * tardiness)
+
+    return sum(weighted_terms)
+
+
+def _maintenance_cost(variables: PlanVariables) -> cp_model.ObjLinearExprT:
+    return sum(
+        _coefficient(maintenance.entry.cost) * maintenance.present
+        for maintenance in variables.maintenance.values()
+    )
+
+
+def _coefficient(value: float) -> int | float:
+    """Return whole numbers as int, so that CP-SAT keeps an integer objective."""
+    return int(value) if float(value).is_integer() else float(value)
