@@ -12,8 +12,9 @@ class KafkaConfig(BaseModel):
     """Connection, security and group timing settings passed through to kafka-python.
 
     The group timeouts default to small values because a group join on the embedded
-    Tansu broker waits about as long as the rebalance timeout; with kafka-python's own
-    defaults (300 s poll interval) the first join took 23 s there, with these 3 s.
+    Tansu broker waits about as long as the rebalance timeout. Measured with kafka-python
+    3.0.12 against Tansu v0.6.0, the first join took 23 s with kafka-python's defaults
+    (300 s poll interval) and 3 s with these.
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"

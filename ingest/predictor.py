@@ -41,7 +41,7 @@ class Prediction(Protocol):
 
 
 class Engine(Protocol):
-    """What the predictor needs of `models.InferenceEngine`."""
+    """The part of `models.InferenceEngine` that the predictor uses."""
 
     @property
     def version(self) -> str: ...

@@ -87,7 +87,7 @@ class EmbeddedBroker:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> EmbeddedBroker:
-        """Start the broker and wait until it answers Kafka metadata requests."""
+        """Start the broker and wait until it responds to Kafka metadata requests."""
         binary = find_tansu_binary()
         url = f"tcp://{self.host}:{self.port}"
         command = [
@@ -135,7 +135,7 @@ class EmbeddedBroker:
             except KafkaError as error:
                 if time.monotonic() > deadline:
                     raise BrokerError(
-                        f"broker on {self.bootstrap_servers} did not answer metadata requests"
+                        f"broker on {self.bootstrap_servers} did not respond to metadata requests"
                     ) from error
                 time.sleep(0.2)
 

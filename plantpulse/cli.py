@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,11 +142,9 @@ def broker(
         raise _fail(str(error)) from error
 
 
-def _external_kafka(settings: Settings) -> None:
-    if (
-        settings.embedded_broker
-        and "PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS" not in __import__("os").environ
-    ):
+def _announce_kafka(settings: Settings) -> None:
+    """Tell the user which broker a service connects to when they did not choose one."""
+    if "PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS" not in os.environ:
         typer.echo(
             f"using Kafka at {settings.kafka.bootstrap_servers}; start one with `plantpulse broker` "
             "or set PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS",
@@ -168,7 +167,7 @@ def replay_cmapss(
     from ingest.replay import cmapss_readings, cmapss_units, publish_readings, read_cmapss_rows
 
     settings = _setup(config)
-    _external_kafka(settings)
+    _announce_kafka(settings)
     rows = read_cmapss_rows(dataset_path("cmapss", file, _data_dir(settings, data_dir)))
     units = cmapss_units(rows)[:machines] if machines else None
     ensure_topics(settings.kafka)
@@ -201,7 +200,7 @@ def replay_plan(
     from scheduler.readers import PlanFileError
 
     settings = _setup(config)
-    _external_kafka(settings)
+    _announce_kafka(settings)
     targets = [m.strip() for m in machines.split(",") if m.strip()]
     try:
         events = read_plan_events(
@@ -261,7 +260,7 @@ def predictor(config: ConfigOption = None) -> None:
     from plantpulse.services import build_predictor, run_until_stopped, stop_on_signals
 
     settings = _setup(config)
-    _external_kafka(settings)
+    _announce_kafka(settings)
     try:
         processor = build_predictor(settings, settings.kafka)
     except NoChampionError as error:
@@ -276,7 +275,7 @@ def scheduler(config: ConfigOption = None) -> None:
     from plantpulse.services import build_scheduler, run_until_stopped, stop_on_signals
 
     settings = _setup(config)
-    _external_kafka(settings)
+    _announce_kafka(settings)
     processor = build_scheduler(settings, settings.kafka)
     with stop_on_signals() as stop:
         run_until_stopped(processor, stop)

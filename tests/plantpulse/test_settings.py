@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from plantpulse.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLANTPULSE_CONFIG", raising=False)
+    monkeypatch.delenv("PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS", raising=False)
+
+
+def test_defaults_are_embedded() -> None:
+    settings = load_settings()
+
+    assert settings.embedded_broker is True
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.kafka.session_timeout_ms == 6000
+    assert settings.scheduler.time_limit_s == 10.0
+
+
+def test_environment_overrides_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "plantpulse.toml"
+    config.write_text(
+        'embedded_broker = false\n[kafka]\nbootstrap_servers = "kafka-1:9092"\npartitions = 12\n'
+        "[scheduler]\ntime_limit_s = 30\n"
+    )
+    monkeypatch.setenv("PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS", "kafka-2:9093")
+
+    settings = load_settings(config)
+
+    assert settings.embedded_broker is False
+    assert settings.kafka.bootstrap_servers == "kafka-2:9093"
+    assert settings.kafka.partitions == 12
+    assert settings.scheduler.time_limit_s == 30
+
+
+def test_missing_settings_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="absent.toml"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_unknown_setting_is_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "plantpulse.toml"
+    config.write_text("regsitry_dir = '/tmp/x'\n")
+
+    with pytest.raises(ValidationError, match="regsitry_dir"):
+        load_settings(config)
+
+
+def test_sasl_password_is_secret_and_reaches_client_options() -> None:
+    settings = load_settings(
+        kafka={
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "PLAIN",
+            "sasl_username": "u",
+            "sasl_password": "s3cret",
+        }
+    )
+
+    options = settings.kafka.producer_options()
+
+    assert "s3cret" not in repr(settings)
+    assert options["sasl_plain_password"] == "s3cret"
+    assert options["security_protocol"] == "SASL_SSL"
