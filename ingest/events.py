@@ -7,7 +7,6 @@ normalised to UTC; a naive timestamp is rejected because its zone cannot be know
 from __future__ import annotations
 
 import base64
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -36,13 +35,7 @@ def _to_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value}")
-    return value
-
-
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 ContextValue = FiniteFloat | int | str | bool
 
 

@@ -27,7 +27,7 @@ from ingest.topics import DEAD_LETTER, EVENT_ADAPTERS
 
 logger = logging.getLogger(__name__)
 
-MAX_RECORD_BYTES = 1024 * 1024
+MAX_RECORD_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)

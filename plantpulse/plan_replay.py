@@ -13,9 +13,20 @@ from scheduler.readers import read_plan
 
 
 def map_machines(plan: Plan, targets: Sequence[str]) -> dict[str, str]:
-    """Map the plan's machines, in order, onto `targets` (cycling if there are fewer)."""
+    """Map the plan's machines onto `targets`, spread evenly and in order.
+
+    With more targets than plan machines, plan machine i goes to target
+    `i * len(targets) // len(plan.machines)`, so a small plan covers a cross-section
+    of a large fleet. With fewer targets, targets are reused in turn.
+    """
     if not targets:
         raise ValueError("no target machines to map the plan's machines onto")
+    count = len(plan.machines)
+    if len(targets) >= count:
+        return {
+            machine: targets[index * len(targets) // count]
+            for index, machine in enumerate(plan.machines)
+        }
     return {machine: targets[index % len(targets)] for index, machine in enumerate(plan.machines)}
 
 

@@ -40,7 +40,7 @@ def test_environment_overrides_toml_file(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_missing_settings_file_is_reported(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="absent.toml"):
+    with pytest.raises(FileNotFoundError, match=r"absent\.toml"):
         load_settings(tmp_path / "absent.toml")
 
 
