@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 
 from ingest.clients import EventProducer, log_end_offsets
@@ -131,6 +132,7 @@ class Checkpoint:
         self._pending: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self.commits = 0
+        self.failed_commits = 0
 
     def record_processed(self, partition: TopicPartition, offset: int) -> None:
         self._pending[partition] = offset + 1
@@ -152,9 +154,21 @@ class Checkpoint:
         }
         if not offsets:
             return
-        self._consumer.commit(offsets)
         for partition in offsets:
             del self._pending[partition]
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as error:
+            # The group moved on (a rebalance, or this member timed out), so these
+            # partitions' new owner resumes from the last committed offsets and their
+            # records are delivered again: at-least-once still holds.
+            self.failed_commits += 1
+            logger.warning(
+                "commit of %s failed, records since the last commit will be redelivered: %s",
+                sorted(f"{tp.topic}[{tp.partition}]@{o.offset}" for tp, o in offsets.items()),
+                error,
+            )
+            return
         self.commits += 1
         logger.debug(
             "committed %s", {f"{tp.topic}[{tp.partition}]": o.offset for tp, o in offsets.items()}

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from plantpulse.cli_dashboard import dashboard as dashboard_command
 from plantpulse.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -91,25 +92,50 @@ def demo(
     time_limit: Annotated[
         float | None, typer.Option(min=0.1, help="Solver time limit in seconds.")
     ] = None,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard/--no-dashboard",
+            help="Serve the dashboard during the demo and keep it, and the broker, up until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole pipeline on real data with an embedded broker, and print the results."""
-    from plantpulse.demo import DemoOptions, format_report, run_demo, write_report
+    from plantpulse.demo import DemoOptions, DemoReport, format_report, run_demo, write_report
+    from plantpulse.services import stop_on_signals
 
     settings = _setup(config, registry_dir=registry, output_dir=output)
     if time_limit is not None:
         settings.scheduler.time_limit_s = time_limit
     options = DemoOptions(
-        machines=machines, plan_file=plan, train_epochs=epochs, train_max_engines=train_engines
+        machines=machines,
+        plan_file=plan,
+        train_epochs=epochs,
+        train_max_engines=train_engines,
+        dashboard=dashboard,
     )
+
+    def show(report: DemoReport) -> None:
+        typer.echo(format_report(report))
+        paths = write_report(report, settings.output_dir)
+        typer.echo(
+            f"\nreport written to {settings.output_dir.resolve()}: {', '.join(p.name for p in paths)}"
+        )
+        if dashboard:
+            typer.echo("the dashboard and the broker keep running; Ctrl-C stops them")
+            with stop_on_signals() as stop:
+                stop.wait()
+
     try:
-        report = run_demo(settings, options, _data_dir(settings, data_dir))
+        run_demo(
+            settings,
+            options,
+            _data_dir(settings, data_dir),
+            on_report=show,
+            on_dashboard=lambda url: typer.echo(f"dashboard on {url}"),
+        )
     except FileNotFoundError as error:
         raise _fail(str(error)) from error
-    typer.echo(format_report(report))
-    paths = write_report(report, settings.output_dir)
-    typer.echo(
-        f"\nreport written to {settings.output_dir.resolve()}: {', '.join(p.name for p in paths)}"
-    )
 
 
 @app.command()
@@ -289,10 +315,23 @@ def schedule(
     ] = 10.0,
     workers: Annotated[int, typer.Option(min=1, help="CP-SAT search workers.")] = 2,
     output: Annotated[
-        Path | None, typer.Option(help="Write the schedule as JSON to this file.")
+        Path | None,
+        typer.Option(help="Schedule JSON file to write (default: FILE's stem + .schedule.json)."),
     ] = None,
+    gantt: Annotated[
+        Path | None,
+        typer.Option(help="Gantt chart PNG to write (default: the JSON path, ending .png)."),
+    ] = None,
+    time_unit: Annotated[
+        str, typer.Option(help="Unit of the plan's times, for the chart's x axis.")
+    ] = "time units",
 ) -> None:
-    """Solve one plan file and print makespan, bound, gap and time."""
+    """Solve one plan file, print makespan, bound, gap and time, and write JSON and a Gantt PNG.
+
+    The files go to the current folder unless --output or --gantt name other paths.
+    """
+    from scheduler.check import check_schedule
+    from scheduler.gantt import write_gantt_png
     from scheduler.plan import PlanError
     from scheduler.readers import PlanFileError, read_plan
     from scheduler.solver import SolverSettings, solve
@@ -302,15 +341,35 @@ def schedule(
         plan = read_plan(file)
     except (PlanFileError, PlanError, OSError) as error:
         raise _fail(str(error)) from error
+
     result = solve(plan, SolverSettings(time_limit_s=time_limit, workers=workers))
+    violations = check_schedule(plan, result)
+    if violations:
+        raise _fail(f"the solver returned an infeasible schedule: {'; '.join(violations[:5])}")
+
+    bound = "n/a" if result.bound is None else f"{result.bound:g}"
     gap = "n/a" if result.gap is None else f"{result.gap:.2%}"
     typer.echo(
-        f"{file.name}: {len(plan.jobs)} jobs, {len(plan.machines)} machines; status {result.status}, "
-        f"makespan {result.makespan}, bound {result.bound}, gap {gap}, {result.solve_seconds:.2f} s"
+        f"{file.name}: {len(plan.jobs)} jobs, {len(plan.machines)} machines; "
+        f"status {result.status}, makespan {result.makespan}, bound {bound}, gap {gap}, "
+        f"{result.solve_seconds:.2f} s"
     )
-    if output is not None:
-        output.write_text(json.dumps(result.to_dict(), indent=2))
-        typer.echo(f"schedule written to {output}")
+    typer.echo(
+        f"maintenance: {result.maintenance_count} windows costing {result.maintenance_cost:g}; "
+        f"objective {'n/a' if result.objective is None else f'{result.objective:g}'}"
+    )
+    if result.status == "fallback":
+        typer.echo("CP-SAT found no schedule in time, so this is the dispatching-rule schedule")
+
+    output = output or Path(f"{file.stem}.schedule.json")
+    gantt = gantt or output.with_name(f"{output.name.removesuffix('.json')}.png")
+    try:
+        output.write_text(json.dumps({"plan": plan.name, **result.to_dict()}, indent=2) + "\n")
+        write_gantt_png(plan, result, gantt, time_unit=time_unit)
+    except OSError as error:
+        raise _fail(f"cannot write the results: {error}") from error
+    typer.echo(f"schedule written to {output}")
+    typer.echo(f"Gantt chart written to {gantt}")
 
 
 @data_app.command("fetch")
@@ -341,6 +400,9 @@ def data_where(data_dir: DataDirOption = None) -> None:
     """Print the datasets folder PlantPulse would use."""
     settings = _setup(None)
     typer.echo(str(_data_dir(settings, data_dir)))
+
+
+app.command()(dashboard_command)
 
 
 def main() -> None:

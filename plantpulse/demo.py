@@ -9,6 +9,8 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ from ingest.replay import (
 )
 from ingest.topics import MACHINE_STATE, PLAN, SCHEDULE
 from models import Registry, TrainConfig, train_cmapss
+from plantpulse.dashboard import DashboardServer
 from plantpulse.plan_replay import read_plan_events
 from plantpulse.services import build_predictor, build_scheduler, kafka_for, run_until_stopped
 from plantpulse.settings import Settings
@@ -48,6 +51,7 @@ class DemoOptions:
     train_max_engines: int | None = None
     due_factor: float = 1.5
     seed: int = 0
+    dashboard: bool = False
 
 
 @dataclass
@@ -139,16 +143,36 @@ def _true_rul(data_dir: Path) -> np.ndarray:
     return np.loadtxt(dataset_path("cmapss", "RUL_FD001.txt", data_dir), ndmin=1)
 
 
-def run_demo(settings: Settings, options: DemoOptions, data_dir: Path) -> DemoReport:
-    """Run the whole pipeline once on real data and return what it produced."""
+def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    data_dir: Path,
+    on_report: Callable[[DemoReport], None] | None = None,
+    on_dashboard: Callable[[str], None] | None = None,
+) -> DemoReport:
+    """Run the whole pipeline once on real data and return what it produced.
+
+    `on_report` runs while the broker (and the dashboard, when asked for) still serve,
+    so a caller can keep both up after the results are in.
+    """
     seconds: dict[str, float] = {}
     started = time.monotonic()
     version = _ensure_champion(settings, options, data_dir)
     seconds["model"] = time.monotonic() - started
 
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    with kafka_for(settings) as kafka:
+    with kafka_for(settings) as kafka, ExitStack() as stack:
         ensure_topics(kafka)
+        if options.dashboard:
+            server = DashboardServer(
+                settings.dashboard,
+                kafka,
+                risk_threshold_cycles=settings.scheduler.risk_threshold_cycles,
+            )
+            server.start()
+            stack.callback(server.stop)
+            if on_dashboard is not None:
+                on_dashboard(server.url)
 
         mark = time.monotonic()
         readings, units = _replay(kafka, data_dir, options, settings)
@@ -175,9 +199,37 @@ def run_demo(settings: Settings, options: DemoOptions, data_dir: Path) -> DemoRe
             MachineState.model_validate_json(r.value) for r in read_topic(kafka, MACHINE_STATE)
         ]
         schedules = [Schedule.model_validate_json(r.value) for r in read_topic(kafka, SCHEDULE)]
+        if not schedules:
+            raise RuntimeError("the scheduler published no schedule")
 
-    if not schedules:
-        raise RuntimeError("the scheduler published no schedule")
+        seconds["total"] = time.monotonic() - started
+        report = _build_report(
+            version,
+            units,
+            states,
+            schedules[-1],
+            violations,
+            readings,
+            dead_letters,
+            seconds,
+            data_dir,
+        )
+        if on_report is not None:
+            on_report(report)
+    return report
+
+
+def _build_report(
+    version: str,
+    units: list[int],
+    states: list[MachineState],
+    schedule: Schedule,
+    violations: list[str],
+    readings: int,
+    dead_letters: int,
+    seconds: dict[str, float],
+    data_dir: Path,
+) -> DemoReport:
     latest: dict[str, MachineState] = {}
     for state in states:
         if state.machine_id not in latest or state.seq > latest[state.machine_id].seq:
@@ -206,13 +258,12 @@ def run_demo(settings: Settings, options: DemoOptions, data_dir: Path) -> DemoRe
         )
     errors = np.array([r.predicted_p50 - r.true_rul for r in results])
     capped = np.array([r.predicted_p50 - min(r.true_rul, 125.0) for r in results])
-    seconds["total"] = time.monotonic() - started
     return DemoReport(
         model_version=version,
         machines=results,
         rmse=float(math.sqrt(np.mean(errors**2))) if len(results) else float("nan"),
         rmse_capped=float(math.sqrt(np.mean(capped**2))) if len(results) else float("nan"),
-        schedule=schedules[-1],
+        schedule=schedule,
         violations=violations,
         readings=readings,
         machine_states=len(states),

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from ingest.config import KafkaConfig
+from ingest.history import HistoryConfig
 
 
 def _user_state_dir() -> Path:
@@ -52,6 +53,22 @@ class SchedulerSettings(BaseModel):
     maintenance_cost_weight: float = Field(default=0.1, ge=0)
 
 
+class DashboardSettings(BaseModel):
+    host: str = Field(
+        default="127.0.0.1", description="address to bind; other than loopback needs a token"
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0 picks a free one")
+    token: SecretStr | None = Field(
+        default=None, description="required on every request when set; bearer, cookie or ?token="
+    )
+    history_points: int = Field(
+        default=120, ge=2, description="RUL predictions kept per machine for the trend line"
+    )
+    max_machines: int = Field(
+        default=2000, ge=1, description="machines shown at most; the least recently updated go"
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of a PlantPulse process; the defaults run on one machine, no set-up."""
 
@@ -73,6 +90,17 @@ class Settings(BaseSettings):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    history: HistoryConfig = Field(
+        default_factory=HistoryConfig,
+        description="history store; the Parquet default lives beside the registry",
+    )
+
+    @model_validator(mode="after")
+    def _default_history_path(self) -> Settings:
+        if self.history.path is None:
+            self.history.path = _user_state_dir() / "history"
+        return self
 
     @classmethod
     def settings_customise_sources(
