@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,7 +20,6 @@ from pydantic_settings import (
 )
 
 from ingest.config import KafkaConfig
-from ingest.history import HistoryConfig
 
 
 def _user_state_dir() -> Path:
@@ -91,16 +90,6 @@ class Settings(BaseSettings):
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
-    history: HistoryConfig = Field(
-        default_factory=HistoryConfig,
-        description="history store; the Parquet default lives beside the registry",
-    )
-
-    @model_validator(mode="after")
-    def _default_history_path(self) -> Settings:
-        if self.history.path is None:
-            self.history.path = _user_state_dir() / "history"
-        return self
 
     @classmethod
     def settings_customise_sources(
