@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class KafkaConfig(BaseModel):
@@ -16,6 +16,8 @@ class KafkaConfig(BaseModel):
     3.0.12 against Tansu v0.6.0, the first join took 23 s with kafka-python's defaults
     (300 s poll interval) and 3 s with these.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "plantpulse"

@@ -253,6 +253,21 @@ class Schedule(Event):
     solve_seconds: float
 
 
+# --- plantpulse.models -------------------------------------------------------------------
+
+
+class ModelPromoted(Event):
+    """A model version became the registry's champion; predictors switch to it on their own."""
+
+    type: Literal["model_promoted"] = "model_promoted"
+    version: str
+    previous_version: str | None = None
+    ts: UtcDatetime
+    registry: str = Field(description="registry folder the version lives in")
+    metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
+    reason: str = ""
+
+
 # --- plantpulse.dead-letter --------------------------------------------------------------
 
 MAX_DEAD_LETTER_BYTES = 64 * 1024

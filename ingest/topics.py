@@ -9,6 +9,7 @@ from ingest.events import (
     PLAN_EVENT_ADAPTER,
     DeadLetter,
     MachineState,
+    ModelPromoted,
     Schedule,
     SensorReading,
 )
@@ -18,9 +19,10 @@ PLAN = "plantpulse.plan"
 MAINTENANCE = "plantpulse.maintenance"
 MACHINE_STATE = "plantpulse.machine-state"
 SCHEDULE = "plantpulse.schedule"
+MODELS = "plantpulse.models"
 DEAD_LETTER = "plantpulse.dead-letter"
 
-ALL_TOPICS = (SENSORS, PLAN, MAINTENANCE, MACHINE_STATE, SCHEDULE, DEAD_LETTER)
+ALL_TOPICS = (SENSORS, PLAN, MAINTENANCE, MACHINE_STATE, SCHEDULE, MODELS, DEAD_LETTER)
 
 EVENT_ADAPTERS: dict[str, TypeAdapter[object]] = {
     SENSORS: TypeAdapter(SensorReading),
@@ -28,5 +30,6 @@ EVENT_ADAPTERS: dict[str, TypeAdapter[object]] = {
     MAINTENANCE: MAINTENANCE_EVENT_ADAPTER,
     MACHINE_STATE: TypeAdapter(MachineState),
     SCHEDULE: TypeAdapter(Schedule),
+    MODELS: TypeAdapter(ModelPromoted),
     DEAD_LETTER: TypeAdapter(DeadLetter),
 }

@@ -35,7 +35,13 @@ from models.registry import (
     RegistryError,
     VersionNotFoundError,
 )
-from models.training import TrainConfig, TrainedModel, pinball_loss, train_cmapss
+from models.training import (
+    TrainConfig,
+    TrainedModel,
+    pinball_loss,
+    train_cmapss,
+    train_on_engines,
+)
 from models.windows import WindowSet, fit_normaliser, make_windows
 
 __all__ = [
@@ -79,4 +85,5 @@ __all__ = [
     "rmse",
     "split_engines",
     "train_cmapss",
+    "train_on_engines",
 ]

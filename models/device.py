@@ -8,7 +8,7 @@ import torch
 def resolve_device(name: str) -> torch.device:
     """Map "auto", "cpu" or "cuda" to a torch device; "auto" picks CUDA when available.
 
-    Raises ValueError when "cuda" is requested but torch sees no CUDA device.
+    Raises ValueError when "cuda" is requested but torch.cuda.is_available() is False.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -94,7 +94,7 @@ def evaluate_cmapss_test(
 ) -> dict[str, float]:
     """Score a model on the FD001 test engines, last window each, RUL capped at 125.
 
-    Returns rmse, mae and phm08_score of the RUL median in cycles, the share of true
+    Returns rmse, mae and phm08_score of RUL p50 in cycles, the share of true
     RUL values inside [p10, p90], and state accuracy with per-state precision, recall
     and F1 for states labelled from the capped true RUL.
     """

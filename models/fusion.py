@@ -3,8 +3,9 @@
 The sensor window (B, W, C) passes through residual blocks of dilated causal 1-D
 convolutions. The production context (B, K), for C-MAPSS the operating settings averaged
 over the window, scales and shifts each block's hidden features (FiLM: Perez et al.,
-"FiLM: Visual Reasoning with a General Conditioning Layer", AAAI 2018). The last time
-step then feeds two heads: RUL quantiles in cycles and health-state logits.
+"FiLM: Visual Reasoning with a General Conditioning Layer", AAAI 2018). The mean over
+time, which averages out sensor noise, and the last step, which is the most recent state,
+together feed two heads: RUL quantiles in cycles and health-state logits.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class FusionConfig:
 
     @property
     def receptive_field(self) -> int:
-        """Number of time steps that the last output step sees."""
+        """Number of input steps that the output at the last step depends on."""
         dilation_sum = sum(2**layer for layer in range(self.n_layers))
         return 1 + 2 * (self.kernel_size - 1) * dilation_sum
 
@@ -62,7 +63,7 @@ class FusionOutput(NamedTuple):
 
 
 class CausalConv1d(nn.Module):
-    """A 1-D convolution over (B, W, D) whose output at step t sees only steps <= t."""
+    """A 1-D convolution over (B, W, D) whose output at step t depends only on steps <= t."""
 
     def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
         super().__init__()
@@ -101,6 +102,8 @@ class ResidualBlock(nn.Module):
 
 
 class FusionModel(nn.Module):
+    """Maps normalised windows (B, W, C) and context (B, K) to RUL quantiles and state logits."""
+
     def __init__(self, config: FusionConfig) -> None:
         super().__init__()
         self.config = config
@@ -112,6 +115,7 @@ class FusionModel(nn.Module):
         self.blocks = nn.ModuleList(
             ResidualBlock(config, dilation=2**layer) for layer in range(config.n_layers)
         )
+        self.pool = nn.Linear(2 * d, d)
         self.final_norm = nn.LayerNorm(d)
         self.rul_head = nn.Linear(d, len(config.quantiles))
         self.state_head = nn.Linear(d, len(config.state_names))
@@ -125,7 +129,8 @@ class FusionModel(nn.Module):
         conditioning = self.context_encoder(context)  # (B, D)
         for block in self.blocks:
             x = block(x, conditioning)
-        summary = self.final_norm(x[:, -1])  # (B, D), the last step sees the whole window
+        pooled = torch.cat([x.mean(dim=1), x[:, -1]], dim=1)  # (B, 2D)
+        summary = self.final_norm(self.pool(pooled))  # (B, D)
 
         rul_quantiles = self._ordered_quantiles(self.rul_head(summary)) * self.config.rul_scale
         return FusionOutput(rul_quantiles, self.state_head(summary))

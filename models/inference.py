@@ -35,7 +35,7 @@ class Prediction:
 
 
 class ModelParts(Protocol):
-    """What an InferenceEngine needs from a trained or loaded model."""
+    """Model, config and normaliser of a trained or loaded model, as InferenceEngine reads them."""
 
     @property
     def model(self) -> FusionModel: ...
@@ -73,6 +73,12 @@ class InferenceEngine:
         registry: Registry | None = None,
         max_batch_size: int = 1024,
     ) -> None:
+        """Serve ``parts`` as ``version``; a copy of its model moves to ``device``.
+
+        ``registry`` is where ``reload_if_changed`` looks for a new champion; without one
+        the engine never reloads. ``predict`` runs at most ``max_batch_size`` windows per
+        forward pass.
+        """
         self._device = resolve_device(device)
         self._registry = registry
         self._max_batch_size = max_batch_size
@@ -111,9 +117,9 @@ class InferenceEngine:
         """Predict RUL quantiles, health state and top channels for each window.
 
         ``windows`` is (B, W, C) raw sensor values in ``channels`` order. ``context`` is
-        (B, W, K) or (B, K) raw values in ``context_fields`` order; a (B, W, K) context
-        is averaged over the window as in training. Raises ValueError on a wrong shape
-        or a value that is NaN or infinite.
+        (B, W, K) or (B, K) raw values in ``context_fields`` order. A (B, W, K) context is
+        averaged over the window, as in training. Raises ValueError on a wrong shape or
+        on a NaN or infinite value.
         """
         served = self._served
         sensors, context_means = self._validate(served.config, windows, context)
@@ -130,6 +136,8 @@ class InferenceEngine:
         """Switch to the registry's champion if it changed; returns whether it switched.
 
         A champion that fails to load is logged and the current model keeps serving.
+        After a switch, ``window``, ``channels`` and ``context_fields`` may differ, so
+        callers re-read them before building the next windows.
         """
         if self._registry is None:
             return False
@@ -257,10 +265,10 @@ class InferenceEngine:
 def channel_attributions(
     model: FusionModel, sensors: torch.Tensor, context: torch.Tensor
 ) -> torch.Tensor:
-    """Score each channel's contribution to the RUL median, shape (B, C).
+    """Score each channel's contribution to RUL p50, shape (B, C).
 
     The score is |sum over time of gradient x input| on normalised inputs, i.e. how far
-    the channel moves the median away from a window at the training mean. One backward
+    the channel moves p50 away from a window at the training mean. One backward
     pass covers the whole batch because windows do not interact in the model.
     """
     with torch.enable_grad():

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 # A column with a smaller spread than this is treated as constant and only centred,
-# because dividing by a near-zero standard deviation would blow up noise.
+# because dividing by a near-zero standard deviation would amplify noise.
 _MIN_STD = 1e-6
 
 
@@ -66,7 +66,7 @@ class Normaliser:
         index = {name: i for i, name in enumerate(self.names)}
         missing = [name for name in names if name not in index]
         if missing:
-            raise KeyError(f"normaliser has no statistics for {missing}; it knows {self.names}")
+            raise KeyError(f"normaliser has no statistics for {missing}; it contains {self.names}")
         positions = [index[name] for name in names]
         mean = np.array([self.mean[i] for i in positions], dtype=np.float32)
         std = np.array([self.std[i] for i in positions], dtype=np.float32)

@@ -279,7 +279,9 @@ class Registry:
                 raise
             _fsync_directory(self.root)
             return version
-        raise RegistryError(None, f"could not allocate a version id in {self.root} after 100 tries")
+        raise RegistryError(
+            None, f"failed to allocate a version id in {self.root} after 100 attempts"
+        )
 
 
 def _check_weights_fit(version: str, model: FusionModel, tensors: dict[str, torch.Tensor]) -> None:
@@ -299,10 +301,12 @@ def _check_weights_fit(version: str, model: FusionModel, tensors: dict[str, torc
                 f"{name} has shape {stored[name]} in the weights but {expected[name]} in the config"
             )
     if problems:
+        listed = "; ".join(problems[:5])
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise MismatchedVersionError(
             version,
             f"model version {version}: config.json does not match weights.safetensors: "
-            + "; ".join(problems[:5]),
+            f"{listed}{more}",
         )
 
 

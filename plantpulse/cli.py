@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -69,6 +71,20 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextmanager
+def _kafka_errors(bootstrap_servers: str) -> Iterator[None]:
+    """Turn an unreachable or failing broker into one clear error line and exit code 1."""
+    from kafka.errors import KafkaError
+
+    try:
+        yield
+    except KafkaError as error:
+        raise _fail(
+            f"Kafka at {bootstrap_servers} failed: {error}. Is a broker running there? Start one "
+            "with `plantpulse broker` or set PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS."
+        ) from error
+
+
 @app.command()
 def demo(
     config: ConfigOption = None,
@@ -103,6 +119,8 @@ def demo(
     """Run the whole pipeline on real data with an embedded broker, and print the results."""
     from plantpulse.demo import DemoOptions, DemoReport, format_report, run_demo, write_report
     from plantpulse.services import stop_on_signals
+    from scheduler.plan import PlanError
+    from scheduler.readers import PlanFileError
 
     settings = _setup(config, registry_dir=registry, output_dir=output)
     if time_limit is not None:
@@ -134,7 +152,7 @@ def demo(
             on_report=show,
             on_dashboard=lambda url: typer.echo(f"dashboard on {url}"),
         )
-    except FileNotFoundError as error:
+    except (FileNotFoundError, PlanFileError, PlanError) as error:
         raise _fail(str(error)) from error
 
 
@@ -196,12 +214,13 @@ def replay_cmapss(
     _announce_kafka(settings)
     rows = read_cmapss_rows(dataset_path("cmapss", file, _data_dir(settings, data_dir)))
     units = cmapss_units(rows)[:machines] if machines else None
-    ensure_topics(settings.kafka)
-    producer = EventProducer(settings.kafka)
     start = datetime.now(UTC).replace(microsecond=0)
     cycle_minutes = 60.0 / settings.scheduler.cycles_per_hour
-    count = publish_readings(producer, cmapss_readings(rows, start, units, cycle_minutes))
-    producer.close()
+    with _kafka_errors(settings.kafka.bootstrap_servers):
+        ensure_topics(settings.kafka)
+        producer = EventProducer(settings.kafka)
+        count = publish_readings(producer, cmapss_readings(rows, start, units, cycle_minutes))
+        producer.close()
     typer.echo(f"sent {count} readings")
 
 
@@ -238,11 +257,12 @@ def replay_plan(
         )
     except (PlanFileError, PlanError, OSError, ValueError) as error:
         raise _fail(str(error)) from error
-    ensure_topics(settings.kafka)
-    producer = EventProducer(settings.kafka)
-    for event in events:
-        producer.send(PLAN, event.job_id, event)
-    producer.close()
+    with _kafka_errors(settings.kafka.bootstrap_servers):
+        ensure_topics(settings.kafka)
+        producer = EventProducer(settings.kafka)
+        for event in events:
+            producer.send(PLAN, event.job_id, event)
+        producer.close()
     typer.echo(f"sent {len(events)} jobs")
 
 
@@ -287,12 +307,13 @@ def predictor(config: ConfigOption = None) -> None:
 
     settings = _setup(config)
     _announce_kafka(settings)
-    try:
-        processor = build_predictor(settings, settings.kafka)
-    except NoChampionError as error:
-        raise _fail(f"{error}; train one with `plantpulse train`") from error
-    with stop_on_signals() as stop:
-        run_until_stopped(processor, stop)
+    with _kafka_errors(settings.kafka.bootstrap_servers):
+        try:
+            processor = build_predictor(settings, settings.kafka)
+        except NoChampionError as error:
+            raise _fail(f"{error}; train one with `plantpulse train`") from error
+        with stop_on_signals() as stop:
+            run_until_stopped(processor, stop)
 
 
 @app.command()
@@ -302,9 +323,10 @@ def scheduler(config: ConfigOption = None) -> None:
 
     settings = _setup(config)
     _announce_kafka(settings)
-    processor = build_scheduler(settings, settings.kafka)
-    with stop_on_signals() as stop:
-        run_until_stopped(processor, stop)
+    with _kafka_errors(settings.kafka.bootstrap_servers):
+        processor = build_scheduler(settings, settings.kafka)
+        with stop_on_signals() as stop:
+            run_until_stopped(processor, stop)
 
 
 @app.command()
@@ -399,7 +421,14 @@ def data_fetch(
 def data_where(data_dir: DataDirOption = None) -> None:
     """Print the datasets folder PlantPulse would use."""
     settings = _setup(None)
-    typer.echo(str(_data_dir(settings, data_dir)))
+    folder = _data_dir(settings, data_dir)
+    typer.echo(str(folder))
+    if not folder.is_dir():
+        typer.echo(
+            "that folder does not exist yet: run `plantpulse data fetch`, or point "
+            "PLANTPULSE_DATA_DIR at a folder that has the datasets",
+            err=True,
+        )
 
 
 app.command()(dashboard_command)

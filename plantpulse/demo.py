@@ -34,7 +34,7 @@ from plantpulse.dashboard import DashboardServer
 from plantpulse.plan_replay import read_plan_events
 from plantpulse.services import build_predictor, build_scheduler, kafka_for, run_until_stopped
 from plantpulse.settings import Settings
-from scheduler import check_schedule, write_plan_json
+from scheduler import check_schedule, read_plan, write_plan_json
 from scheduler.service import SchedulerService
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,11 @@ def _replay(
             producer.send(PLAN, job.job_id, job)
         producer.flush()
         logger.info(
-            "released %d jobs of %s onto %d machines", len(jobs), plan_path.name, len(targets)
+            "released %d jobs of %s onto %d of the %d replayed machines",
+            len(jobs),
+            plan_path.name,
+            len({o.machine_id for job in jobs for op in job.operations for o in op.options}),
+            len(targets),
         )
     finally:
         producer.close()
@@ -157,6 +161,8 @@ def run_demo(
     """
     seconds: dict[str, float] = {}
     started = time.monotonic()
+    plan_path = options.plan_file or dataset_path("brandimarte", "mk01.fjs", data_dir)
+    read_plan(plan_path)  # a broken plan file fails here, before any training or replay
     version = _ensure_champion(settings, options, data_dir)
     seconds["model"] = time.monotonic() - started
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from ingest.clients import EventProducer, ensure_topics
 from ingest.config import KafkaConfig
+from ingest.history import HistoryStore, open_history
 from ingest.predictor import PREDICTOR_GROUP, Predictor
 from ingest.stream import StreamProcessor
 from ingest.topics import SENSORS
@@ -49,6 +50,7 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         stride=settings.predictor.stride,
         max_batch=settings.predictor.max_batch,
         max_machines=settings.predictor.max_machines,
+        history=open_history(settings.history),
     )
     logger.info("predictor serves model %s (window %d)", engine.version, engine.window)
     return StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], handler, producer)
@@ -77,6 +79,7 @@ def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         ),
         unit_minutes=options.time_unit_minutes,
         debounce_s=options.debounce_s,
+        history=open_history(settings.history),
     )
     return StreamProcessor(kafka, SCHEDULER_GROUP, SCHEDULER_TOPICS, service, producer)
 
@@ -116,6 +119,9 @@ def run_until_stopped(
     finally:
         processor.close()
         processor.producer.close()
+        history = getattr(handler, "history", None)
+        if isinstance(history, HistoryStore):
+            history.close()
 
 
 @contextmanager

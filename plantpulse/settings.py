@@ -8,10 +8,12 @@ double underscore, e.g. `PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS`), the TOML file na
 from __future__ import annotations
 
 import os
+import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +22,11 @@ from pydantic_settings import (
 )
 
 from ingest.config import KafkaConfig
+from ingest.history import HistoryConfig
+
+# The TOML file of the `load_settings` call in progress; a context variable, so loading
+# settings never changes the process environment.
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("plantpulse_config_file", default=None)
 
 
 def _user_state_dir() -> Path:
@@ -28,6 +35,8 @@ def _user_state_dir() -> Path:
 
 
 class PredictorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     stride: int = Field(default=1, ge=1, description="predict on every n-th reading of a machine")
     max_batch: int = Field(default=256, ge=1, description="windows per forward pass")
     max_machines: int = Field(default=100_000, ge=1, description="machines tracked at most")
@@ -35,6 +44,8 @@ class PredictorSettings(BaseModel):
 
 
 class SchedulerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     plant_id: str = "plant-1"
     time_limit_s: float = Field(default=10.0, gt=0)
     workers: int = Field(default=2, ge=1)
@@ -53,6 +64,8 @@ class SchedulerSettings(BaseModel):
 
 
 class DashboardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     host: str = Field(
         default="127.0.0.1", description="address to bind; other than loopback needs a token"
     )
@@ -90,6 +103,16 @@ class Settings(BaseSettings):
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    history: HistoryConfig = Field(
+        default_factory=HistoryConfig,
+        description="history store; the Parquet default lives beside the registry",
+    )
+
+    @model_validator(mode="after")
+    def _default_history_path(self) -> Settings:
+        if self.history.path is None:
+            self.history.path = _user_state_dir() / "history"
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -101,20 +124,42 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("PLANTPULSE_CONFIG")
+        config_file = _CONFIG_FILE.get() or os.environ.get("PLANTPULSE_CONFIG")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
 
+class SettingsError(ValueError):
+    """The settings file or environment holds an invalid or unreadable value."""
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Load settings, reading `config_file` (TOML) when given; raise if it does not exist."""
-    if config_file is not None:
-        if not config_file.is_file():
-            raise FileNotFoundError(f"settings file {config_file} not found")
-        os.environ["PLANTPULSE_CONFIG"] = str(config_file)
-    elif "PLANTPULSE_CONFIG" in os.environ and not Path(os.environ["PLANTPULSE_CONFIG"]).is_file():
-        raise FileNotFoundError(
-            f"settings file {os.environ['PLANTPULSE_CONFIG']} named by PLANTPULSE_CONFIG not found"
+    """Load settings, reading `config_file` (TOML) when given.
+
+    Raises FileNotFoundError for a missing file and SettingsError, naming the file or
+    variable, for invalid TOML or an invalid or unknown setting.
+    """
+    named_by = "--config"
+    if config_file is None and os.environ.get("PLANTPULSE_CONFIG"):
+        config_file = Path(os.environ["PLANTPULSE_CONFIG"])
+        named_by = "PLANTPULSE_CONFIG"
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"settings file {config_file} named by {named_by} not found")
+
+    token = _CONFIG_FILE.set(str(config_file) if config_file is not None else None)
+    try:
+        return Settings(**overrides)
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"settings file {config_file} is not valid TOML: {error}") from error
+    except ValidationError as error:
+        source = f"settings file {config_file} or " if config_file is not None else ""
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+            for detail in error.errors(include_url=False)
         )
-    return Settings(**overrides)
+        raise SettingsError(
+            f"invalid settings in {source}PLANTPULSE_* environment variables: {problems}"
+        ) from error
+    finally:
+        _CONFIG_FILE.reset(token)

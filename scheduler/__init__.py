@@ -1,6 +1,7 @@
 """Maintenance-aware flexible job shop scheduling with OR-Tools CP-SAT.
 
-A `Plan` lists machines, jobs and the maintenance deadline of each machine. `solve`
+A `Plan` lists machines, jobs and the maintenance deadline of each machine, and for a
+re-plan also machine downtime, fixed operations and the schedule now published. `solve`
 turns it into a `Schedule` within a time limit, falling back to a dispatching rule when
 CP-SAT finds nothing in time. `check_schedule` verifies any schedule against its plan.
 """
@@ -10,11 +11,14 @@ from scheduler.dispatch import dispatch_schedule
 from scheduler.objective import ObjectiveWeights
 from scheduler.plan import (
     Job,
+    MachineDowntime,
     MachineMaintenance,
     Operation,
+    OperationAssignment,
     OperationOption,
     Plan,
     PlanError,
+    WindowAssignment,
 )
 from scheduler.readers import (
     PlanFileError,
@@ -34,10 +38,12 @@ from scheduler.solver import SolverSettings, solve
 
 __all__ = [
     "Job",
+    "MachineDowntime",
     "MachineMaintenance",
     "MaintenanceWindow",
     "ObjectiveWeights",
     "Operation",
+    "OperationAssignment",
     "OperationOption",
     "Plan",
     "PlanError",
@@ -46,6 +52,7 @@ __all__ = [
     "ScheduleStatus",
     "ScheduledOperation",
     "SolverSettings",
+    "WindowAssignment",
     "check_schedule",
     "dispatch_schedule",
     "read_fjs",

@@ -26,6 +26,8 @@ def check_schedule(plan: Plan, schedule: Schedule) -> list[str]:
     - No operation ends past its machine's maintenance deadline unless a window of that
       machine ends before the operation starts.
     - At most `plan.crew_size` maintenance windows run at once.
+    - No operation or window runs on a machine while it is down.
+    - Every fixed operation runs on its assigned machine from its assigned start.
     """
     violations: list[str] = []
     violations += _check_operations(plan, schedule.operations)
@@ -34,6 +36,8 @@ def check_schedule(plan: Plan, schedule: Schedule) -> list[str]:
     violations += _check_machine_overlap(schedule)
     violations += _check_deadlines(plan, schedule)
     violations += _check_crew(plan, schedule.maintenance)
+    violations += _check_downtime(plan, schedule)
+    violations += _check_fixed(plan, schedule.operations)
     return violations
 
 
@@ -181,5 +185,45 @@ def _check_crew(plan: Plan, windows: tuple[MaintenanceWindow, ...]) -> list[str]
             violations.append(
                 f"{len(running)} maintenance windows run at time {start} ({', '.join(running)}), "
                 f"but the crew can run {plan.crew_size}"
+            )
+    return violations
+
+
+def _check_downtime(plan: Plan, schedule: Schedule) -> list[str]:
+    violations = []
+    spans = [
+        (item.machine, item.start, item.end, _label(item.job, item.operation))
+        for item in schedule.operations
+    ]
+    spans += [
+        (window.machine, window.start, window.end, "its maintenance window")
+        for window in schedule.maintenance
+    ]
+
+    for interval in plan.downtime:
+        until = "further notice" if interval.end is None else str(interval.end)
+        for machine, start, end, label in spans:
+            down_before_end = interval.start < end
+            up_before_start = interval.end is not None and interval.end <= start
+            if machine == interval.machine and down_before_end and not up_before_start:
+                violations.append(
+                    f"machine {machine!r} runs {label} from {start} to {end}, but it is down "
+                    f"from {interval.start} until {until}"
+                )
+    return violations
+
+
+def _check_fixed(plan: Plan, operations: tuple[ScheduledOperation, ...]) -> list[str]:
+    violations = []
+    by_key = {(item.job, item.operation): item for item in operations}
+
+    for assignment in plan.fixed:
+        item = by_key.get((assignment.job, assignment.operation))
+        if item is None:
+            continue
+        if (item.machine, item.start) != (assignment.machine, assignment.start):
+            violations.append(
+                f"{_label(item.job, item.operation)} runs on {item.machine!r} from {item.start}, "
+                f"but it is fixed on {assignment.machine!r} from {assignment.start}"
             )
     return violations

@@ -19,6 +19,15 @@ which resets its remaining useful life for the rest of the plan:
 
 A machine without a deadline, or whose deadline lies at or beyond the horizon, never
 gets a window.
+
+Downtime intervals join their machine's no-overlap constraint, so neither operations
+nor a maintenance window run while the machine is down. A fixed operation runs on its
+assigned machine from its assigned start.
+
+When operations can choose between machines, a redundant cumulative constraint limits
+the operations that run at once to the number of machines. The machine constraints
+imply it, but CP-SAT derives much stronger lower bounds from it on the Brandimarte
+instances, whose bounds benchmarks/RESULTS.md lists.
 """
 
 from __future__ import annotations
@@ -39,9 +48,11 @@ def add_constraints(model: cp_model.CpModel, plan: Plan, variables: PlanVariable
         _run_on_one_machine(model, operation)
 
     _keep_job_order(model, plan, variables)
+    _keep_fixed_assignments(model, plan, variables)
 
     for machine in plan.machines:
         _run_one_thing_at_a_time(model, variables, machine)
+    _bound_parallel_work(model, plan, operations)
 
     _share_maintenance_crew(model, plan, variables)
 
@@ -66,10 +77,21 @@ def _keep_job_order(model: cp_model.CpModel, plan: Plan, variables: PlanVariable
             model.add(current.start >= previous.end)
 
 
+def _keep_fixed_assignments(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:
+    job_indexes = {job.id: index for index, job in enumerate(plan.jobs)}
+
+    for assignment in plan.fixed:
+        operation = variables.operations[job_indexes[assignment.job]][assignment.operation]
+        model.add(operation.start == assignment.start)
+        for option in operation.options:
+            model.add(option.selected == int(option.machine == assignment.machine))
+
+
 def _run_one_thing_at_a_time(
     model: cp_model.CpModel, variables: PlanVariables, machine: str
 ) -> None:
     intervals = [option.interval for option in variables.options_on(machine)]
+    intervals += variables.downtime.get(machine, [])
 
     maintenance = variables.maintenance.get(machine)
     if maintenance is not None:
@@ -77,6 +99,25 @@ def _run_one_thing_at_a_time(
 
     if len(intervals) > 1:
         model.add_no_overlap(intervals)
+
+
+def _bound_parallel_work(
+    model: cp_model.CpModel, plan: Plan, operations: list[OperationVariables]
+) -> None:
+    """Limit the operations that run at once to the number of machines (a redundant constraint).
+
+    With every machine choice fixed, the no-overlap constraints already imply all of it.
+    """
+    if all(len(operation.options) == 1 for operation in operations):
+        return
+
+    intervals = []
+    for operation in operations:
+        durations = [option.duration for option in operation.options]
+        size = model.new_int_var(min(durations), max(durations), "")
+        model.add(size == sum(option.duration * option.selected for option in operation.options))
+        intervals.append(model.new_interval_var(operation.start, size, operation.end, ""))
+    model.add_cumulative(intervals, [1] * len(intervals), len(plan.machines))
 
 
 def _share_maintenance_crew(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:

@@ -1,25 +1,29 @@
 """A dispatching-rule schedule, published when CP-SAT finds none within its time limit.
 
-The rule builds the schedule one operation at a time. Among the next operation of every
+Fixed operations and downtime are placed first, exactly where the plan puts them. The
+rule then builds the rest one operation at a time. Among the next operation of every
 unfinished job, it places the one that can finish first on any of its eligible
-machines, appended after whatever that machine already runs. Ties go to the earlier due
-date, then to the job listed first in the plan.
+machines, in the earliest gap of that machine that is long enough. Ties go to the
+earlier due date, then to the job listed first in the plan.
 
 If an operation would end past its machine's deadline and the machine has not been
-maintained yet, the rule inserts the maintenance window first: right after the
-machine's last operation, or later if the crew is busy. Until that point every
-operation on the machine ended by the deadline, so the window starts by the deadline
-whenever the crew is free. The rule therefore finds a schedule for every valid plan,
-though usually a much longer one than CP-SAT.
+maintained yet, the rule first puts the maintenance window in the earliest gap that the
+machine and the crew both have. The operation follows the window. Every operation
+placed on that machine before then ended by the deadline, and every later one either
+does too or starts after the window. Only a machine with a downtime without end can
+lack such a gap, and `Plan` guarantees every operation an eligible machine without one.
+The rule therefore finds a schedule for every valid plan, though usually a much longer
+one than CP-SAT.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import dataclass
 
-from scheduler.plan import MachineMaintenance, Plan
+from scheduler.plan import Plan
 from scheduler.schedule import MaintenanceWindow, Schedule, ScheduledOperation
 
 
@@ -55,17 +59,33 @@ def dispatch_schedule(plan: Plan) -> Schedule:
 
 
 class _DispatchBuilder:
-    """The partial schedule: what each machine, job and the crew is doing so far."""
+    """The partial schedule: what each machine, job and the crew is doing so far.
+
+    `busy` lists each machine's occupied intervals sorted by start. The end of a
+    downtime without end is infinity.
+    """
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.maintenance = plan.maintenance_by_machine()
-        self.machine_free = dict.fromkeys(plan.machines, 0)
-        self.maintained: set[str] = set()
+        self.busy: dict[str, list[tuple[float, float]]] = {machine: [] for machine in plan.machines}
+        self.window_end: dict[str, int] = {}
         self.job_ready = [max(job.release, 0) for job in plan.jobs]
         self.next_operation = [0] * len(plan.jobs)
         self.operations: list[ScheduledOperation] = []
         self.windows: list[MaintenanceWindow] = []
+
+        for interval in plan.downtime:
+            end = math.inf if interval.end is None else interval.end
+            bisect.insort(self.busy[interval.machine], (interval.start, end))
+
+        job_indexes = {job.id: index for index, job in enumerate(plan.jobs)}
+        for assignment in sorted(plan.fixed, key=lambda item: (item.job, item.operation)):
+            end = plan.fixed_end(assignment)
+            self._commit(
+                job_indexes[assignment.job],
+                _Placement(assignment.machine, assignment.start, end, window_start=None),
+            )
 
     @property
     def done(self) -> bool:
@@ -87,41 +107,62 @@ class _DispatchBuilder:
                 placement = self._earliest_placement(
                     option.machine, option.duration, self.job_ready[job_index]
                 )
+                if placement is None:
+                    continue
                 key = (placement.end, due, job_index)
                 if best is None or key < best[0]:
                     best = (key, job_index, placement)
 
-        assert best is not None, "place_next called on a finished schedule"
+        assert best is not None, "every unfinished job has a machine that is not down for good"
         _, job_index, placement = best
         self._commit(job_index, placement)
 
-    def _earliest_placement(self, machine: str, duration: int, ready: int) -> _Placement:
-        start = max(ready, self.machine_free[machine])
+    def _earliest_placement(self, machine: str, duration: int, ready: int) -> _Placement | None:
+        start = self._earliest_gap(machine, ready, duration)
+        if start is None:
+            return None
+
         entry = self.maintenance.get(machine)
-        if not self._needs_maintenance(entry, start + duration):
+        if entry is None or entry.deadline is None or start + duration <= entry.deadline:
             return _Placement(machine, start, start + duration, window_start=None)
 
-        assert entry is not None
-        window_start = self._earliest_crew_slot(self.machine_free[machine], entry.duration)
-        start = max(ready, window_start + entry.duration)
+        window_start: int | None = None
+        if machine in self.window_end:
+            earliest = self.window_end[machine]
+        else:
+            window_start = self._earliest_window(machine, entry.duration)
+            if window_start is None:
+                return None
+            earliest = window_start + entry.duration
+
+        # The window, when new, ends by `earliest`, so it cannot collide with this gap.
+        start = self._earliest_gap(machine, max(ready, earliest), duration)
+        if start is None:
+            return None
         return _Placement(machine, start, start + duration, window_start=window_start)
 
-    def _needs_maintenance(self, entry: MachineMaintenance | None, end: int) -> bool:
-        if entry is None or entry.deadline is None or entry.machine in self.maintained:
-            return False
-        return end > entry.deadline
+    def _earliest_gap(self, machine: str, earliest: float, duration: int) -> int | None:
+        """Return the first start from `earliest` at which `machine` is free for `duration`."""
+        start = earliest
+        for busy_start, busy_end in self.busy[machine]:
+            if start + duration <= busy_start:
+                break
+            start = max(start, busy_end)
+        return None if math.isinf(start) else int(start)
 
-    def _earliest_crew_slot(self, earliest: int, duration: int) -> int:
-        """Return the first time from `earliest` at which a crew member is free for `duration`.
+    def _earliest_window(self, machine: str, duration: int) -> int | None:
+        """Return the first start at which `machine` and a crew member are free for `duration`.
 
-        Crew use only changes when a window starts or ends, so the first free slot starts
-        at `earliest` or at the end of some window.
+        Machine and crew use only change when an interval or window ends, so the first
+        common slot starts at 0 or at one of those ends.
         """
-        candidates = sorted({earliest} | {w.end for w in self.windows if w.end > earliest})
-        for start in candidates:
-            if self._crew_free(start, start + duration):
+        ends = {end for _, end in self.busy[machine] if not math.isinf(end)}
+        ends |= {window.end for window in self.windows}
+        for start in sorted({0} | {int(end) for end in ends if end > 0}):
+            free_from = self._earliest_gap(machine, start, duration)
+            if free_from == start and self._crew_free(start, start + duration):
                 return start
-        raise AssertionError("the end of the last window always has a free crew member")
+        return None
 
     def _crew_free(self, start: int, end: int) -> bool:
         overlapping = [w for w in self.windows if w.start < end and start < w.end]
@@ -138,15 +179,15 @@ class _DispatchBuilder:
 
         if placement.window_start is not None:
             entry = self.maintenance[placement.machine]
-            self.windows.append(
-                MaintenanceWindow(
-                    machine=placement.machine,
-                    start=placement.window_start,
-                    end=placement.window_start + entry.duration,
-                    reason=entry.reason,
-                )
+            window = MaintenanceWindow(
+                machine=placement.machine,
+                start=placement.window_start,
+                end=placement.window_start + entry.duration,
+                reason=entry.reason,
             )
-            self.maintained.add(placement.machine)
+            self.windows.append(window)
+            self.window_end[placement.machine] = window.end
+            bisect.insort(self.busy[placement.machine], (window.start, window.end))
 
         self.operations.append(
             ScheduledOperation(
@@ -157,6 +198,6 @@ class _DispatchBuilder:
                 end=placement.end,
             )
         )
-        self.machine_free[placement.machine] = placement.end
+        bisect.insort(self.busy[placement.machine], (placement.start, placement.end))
         self.job_ready[job_index] = placement.end
         self.next_operation[job_index] = operation_index + 1

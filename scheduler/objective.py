@@ -1,4 +1,4 @@
-"""The weighted objective: makespan, weighted tardiness and maintenance cost."""
+"""The weighted objective: makespan, weighted tardiness, maintenance cost and changes."""
 
 from __future__ import annotations
 
@@ -15,41 +15,58 @@ class ObjectiveWeights:
     """Weight of each objective term. A term with weight 0 is left out of the model.
 
     The objective is makespan * `makespan` + sum(job weight * tardiness) *
-    `weighted_tardiness` + sum(window cost) * `maintenance_cost`. Times count in plan
-    time units and costs in the plan's cost unit, so the weights also convert between
-    the two.
+    `weighted_tardiness` + sum(window cost) * `maintenance_cost` + changed operations *
+    `changes`. Times count in plan time units and costs in the plan's cost unit, so the
+    weights also convert between the two. An operation counts as changed when it runs
+    on another machine or starts at another time than in the plan's reference (the
+    schedule now published), so the `changes` term exists only for plans with one.
     """
 
     makespan: float = 1.0
     weighted_tardiness: float = 1.0
     maintenance_cost: float = 1.0
+    changes: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("makespan", "weighted_tardiness", "maintenance_cost"):
+        for name in ("makespan", "weighted_tardiness", "maintenance_cost", "changes"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value >= 0:
                 raise ValueError(f"objective weight {name}={value!r} must be a number >= 0")
 
     def evaluate(
-        self, makespan: float, total_weighted_tardiness: float, maintenance_cost: float
+        self,
+        makespan: float,
+        total_weighted_tardiness: float,
+        maintenance_cost: float,
+        changed_operations: int = 0,
     ) -> float:
         """Return the objective value of a schedule with the given key figures."""
         return (
             self.makespan * makespan
             + self.weighted_tardiness * total_weighted_tardiness
             + self.maintenance_cost * maintenance_cost
+            + self.changes * changed_operations
         )
 
     @property
     def is_empty(self) -> bool:
         """True when every weight is 0, so the solver only looks for a feasible schedule."""
-        return self.makespan == 0 and self.weighted_tardiness == 0 and self.maintenance_cost == 0
+        return (
+            self.makespan == 0
+            and self.weighted_tardiness == 0
+            and self.maintenance_cost == 0
+            and self.changes == 0
+        )
 
 
 def set_objective(
     model: cp_model.CpModel, plan: Plan, variables: PlanVariables, weights: ObjectiveWeights
-) -> None:
-    """Make `model` minimize the weighted sum of the terms whose weight is positive."""
+) -> bool:
+    """Make `model` minimize the weighted sum of the terms whose weight is positive.
+
+    Return whether the model got an objective. It gets none when every weight is 0, or
+    when only `changes` is positive and the plan has no reference.
+    """
     terms: list[cp_model.ObjLinearExprT] = []
 
     if weights.makespan > 0:
@@ -59,9 +76,12 @@ def set_objective(
         terms.append(_coefficient(weights.weighted_tardiness) * tardiness)
     if weights.maintenance_cost > 0:
         terms.append(_coefficient(weights.maintenance_cost) * _maintenance_cost(variables))
+    if weights.changes > 0 and plan.reference:
+        terms.append(_coefficient(weights.changes) * _changed_operations(model, plan, variables))
 
     if terms:
         model.minimize(sum(terms))
+    return bool(terms)
 
 
 def _makespan(model: cp_model.CpModel, variables: PlanVariables) -> cp_model.IntVar:
@@ -98,6 +118,34 @@ def _maintenance_cost(variables: PlanVariables) -> cp_model.ObjLinearExprT:
         _coefficient(maintenance.entry.cost) * maintenance.present
         for maintenance in variables.maintenance.values()
     )
+
+
+def _changed_operations(
+    model: cp_model.CpModel, plan: Plan, variables: PlanVariables
+) -> cp_model.ObjLinearExprT:
+    """Count the operations that leave their reference machine or start."""
+    job_indexes = {job.id: index for index, job in enumerate(plan.jobs)}
+    unchanged_literals: list[cp_model.IntVar] = []
+
+    for assignment in plan.reference:
+        operation = variables.operations[job_indexes[assignment.job]][assignment.operation]
+        on_machine = next(
+            option.selected for option in operation.options if option.machine == assignment.machine
+        )
+        label = f"{assignment.job}/{assignment.operation}"
+
+        # Both literals are equivalences, so every solution's count is exact, not only
+        # the optimal one's.
+        same_start = model.new_bool_var(f"same_start[{label}]")
+        model.add(operation.start == assignment.start).only_enforce_if(same_start)
+        model.add(operation.start != assignment.start).only_enforce_if(~same_start)
+
+        unchanged = model.new_bool_var(f"unchanged[{label}]")
+        model.add_bool_and([same_start, on_machine]).only_enforce_if(unchanged)
+        model.add_bool_or([~same_start, ~on_machine]).only_enforce_if(~unchanged)
+        unchanged_literals.append(unchanged)
+
+    return len(unchanged_literals) - sum(unchanged_literals)
 
 
 def _coefficient(value: float) -> int | float:

@@ -3,11 +3,16 @@
 Times are integers counted from the plan's start, so t=0 is the moment the plan is
 made. Every class validates itself at construction and raises `PlanError` with the
 reasons, so a `Plan` that exists can always be handed to the solver.
+
+Besides the work itself, a plan can carry what a rolling re-plan needs. It lists the
+intervals in which machines are down and the operations fixed in place, such as started
+ones and those inside the freeze window. It also contains the schedule now published,
+which the stability term and the solver's starting point refer to.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,10 +150,93 @@ class MachineMaintenance:
 
 
 @dataclass(frozen=True)
+class MachineDowntime:
+    """An interval in which `machine` runs nothing: a failure, a repair or a planned stop.
+
+    The machine is unavailable from `start` up to `end`. An `end` of None means down
+    until further notice, that is for the rest of the plan. A negative `start` means
+    the machine went down before the plan's start.
+    """
+
+    machine: str
+    start: int
+    end: int | None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+
+        if not _is_integer(self.start):
+            problems.append(f"downtime of {self.machine!r}: start {self.start!r} is not an integer")
+        if self.end is not None and not _is_integer(self.end):
+            problems.append(f"downtime of {self.machine!r}: end {self.end!r} is not an integer")
+        elif self.end is not None and _is_integer(self.start) and self.end <= self.start:
+            problems.append(
+                f"downtime of {self.machine!r}: end {self.end} is not after start {self.start}"
+            )
+
+        if problems:
+            raise PlanError(problems)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """True when the machine is down at some time in [start, end)."""
+        return self.start < end and (self.end is None or start < self.end)
+
+
+@dataclass(frozen=True)
+class OperationAssignment:
+    """Operation number `operation` (0-based) of job `job`, on `machine` from `start`."""
+
+    job: str
+    operation: int
+    machine: str
+    start: int
+
+    def __post_init__(self) -> None:
+        if not _is_integer(self.operation) or not _is_integer(self.start):
+            raise PlanError(
+                [
+                    f"assignment of job {self.job!r}: operation {self.operation!r} and start "
+                    f"{self.start!r} must be integers"
+                ]
+            )
+
+    @property
+    def label(self) -> str:
+        return f"job {self.job!r} operation {self.operation}"
+
+
+@dataclass(frozen=True)
+class WindowAssignment:
+    """A maintenance window of `machine` that starts at `start`."""
+
+    machine: str
+    start: int
+
+    def __post_init__(self) -> None:
+        if not _is_integer(self.start):
+            raise PlanError(
+                [f"window assignment of {self.machine!r}: start {self.start!r} is not an integer"]
+            )
+
+
+@dataclass(frozen=True)
 class Plan:
     """A flexible job shop: machines, jobs and per-machine maintenance needs.
 
     `crew_size` is the number of maintenance windows that can run at the same time.
+
+    The remaining fields describe a re-plan and are empty for a fresh plan:
+
+    - `downtime`: intervals in which a machine runs neither operations nor windows.
+    - `fixed`: operations that must run exactly as assigned, such as started ones and
+      those inside the freeze window. The fixed operations of a job are its first ones,
+      and none may end past its machine's maintenance deadline, since no window can be
+      placed in front of work that must not move.
+    - `reference` and `reference_windows`: the schedule now published. The stability
+      objective term counts the operations that differ from `reference`, and the solver
+      starts its search from both.
+
     Construction raises `PlanError` listing every problem it finds.
     """
 
@@ -157,11 +245,22 @@ class Plan:
     maintenance: tuple[MachineMaintenance, ...] = ()
     crew_size: int = 1
     name: str = ""
+    downtime: tuple[MachineDowntime, ...] = ()
+    fixed: tuple[OperationAssignment, ...] = ()
+    reference: tuple[OperationAssignment, ...] = ()
+    reference_windows: tuple[WindowAssignment, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "machines", tuple(self.machines))
-        object.__setattr__(self, "jobs", tuple(self.jobs))
-        object.__setattr__(self, "maintenance", tuple(self.maintenance))
+        for name in (
+            "machines",
+            "jobs",
+            "maintenance",
+            "downtime",
+            "fixed",
+            "reference",
+            "reference_windows",
+        ):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
         problems = self.find_problems()
         if problems:
@@ -210,13 +309,197 @@ class Plan:
         if not _is_integer(self.crew_size) or self.crew_size < 1:
             problems.append(f"crew_size {self.crew_size!r} must be an integer >= 1")
 
+        problems += _downtime_problems(self)
+        if not problems:
+            # The assignment checks look operations and machines up, so they run only on a
+            # plan whose jobs and machines are consistent.
+            problems += _fixed_problems(self)
+            problems += _reference_problems(self)
         return problems
 
     def maintenance_by_machine(self) -> dict[str, MachineMaintenance]:
         """Return the maintenance entries keyed by machine name."""
         return {entry.machine: entry for entry in self.maintenance}
 
+    def downtime_by_machine(self) -> dict[str, list[MachineDowntime]]:
+        """Return the downtime intervals of each machine that has any, sorted by start."""
+        by_machine: dict[str, list[MachineDowntime]] = defaultdict(list)
+        for interval in sorted(self.downtime, key=lambda item: item.start):
+            by_machine[interval.machine].append(interval)
+        return dict(by_machine)
+
+    def fixed_end(self, assignment: OperationAssignment) -> int:
+        """Return the end of an assignment of one of this plan's operations."""
+        job = next(job for job in self.jobs if job.id == assignment.job)
+        duration = job.operations[assignment.operation].duration_on(assignment.machine)
+        if duration is None:
+            raise KeyError(f"{assignment.label} cannot run on {assignment.machine!r}")
+        return assignment.start + duration
+
     @property
     def operation_count(self) -> int:
         """Number of operations over all jobs."""
         return sum(len(job.operations) for job in self.jobs)
+
+
+def _downtime_problems(plan: Plan) -> list[str]:
+    problems: list[str] = []
+    known = set(plan.machines)
+    down_for_good = {item.machine for item in plan.downtime if item.end is None}
+
+    for interval in plan.downtime:
+        if interval.machine not in known:
+            problems.append(
+                f"downtime names machine {interval.machine!r}, which is not one of the "
+                "plan's machines"
+            )
+
+    for job in plan.jobs:
+        for index, operation in enumerate(job.operations):
+            if set(operation.machines) <= down_for_good:
+                problems.append(
+                    f"job {job.id!r} operation {index}: every eligible machine "
+                    f"{list(operation.machines)} has a downtime without end, so the operation "
+                    "may find no time to run; give the downtime an end or leave the job out"
+                )
+    return problems
+
+
+def _assignment_problem(plan: Plan, assignment: OperationAssignment, kind: str) -> str | None:
+    """Return why `assignment` names no eligible machine of an operation of `plan`, or None."""
+    job = next((job for job in plan.jobs if job.id == assignment.job), None)
+    if job is None:
+        return f"{kind} assignment names job {assignment.job!r}, which is not in the plan"
+    if not 0 <= assignment.operation < len(job.operations):
+        return (
+            f"{kind} assignment of {assignment.label}: the job has operations 0 to "
+            f"{len(job.operations) - 1}"
+        )
+    if job.operations[assignment.operation].duration_on(assignment.machine) is None:
+        return (
+            f"{kind} assignment of {assignment.label}: machine {assignment.machine!r} is not "
+            "eligible"
+        )
+    return None
+
+
+def _fixed_problems(plan: Plan) -> list[str]:
+    problems: list[str] = []
+    valid: list[OperationAssignment] = []
+
+    for assignment in plan.fixed:
+        problem = _assignment_problem(plan, assignment, "fixed")
+        if problem is not None:
+            problems.append(problem)
+        else:
+            valid.append(assignment)
+
+    for key, count in Counter((item.job, item.operation) for item in valid).items():
+        if count > 1:
+            problems.append(f"job {key[0]!r} operation {key[1]} is fixed {count} times")
+    if problems:
+        return problems
+
+    problems += _fixed_job_problems(plan, valid)
+    problems += _fixed_machine_problems(plan, valid)
+    return problems
+
+
+def _fixed_job_problems(plan: Plan, fixed: list[OperationAssignment]) -> list[str]:
+    """Check that fixed operations start each job, in order and after its release."""
+    problems: list[str] = []
+    by_key = {(item.job, item.operation): item for item in fixed}
+
+    for job in plan.jobs:
+        ready = max(job.release, 0)
+        for index in range(len(job.operations)):
+            assignment = by_key.get((job.id, index))
+            if assignment is None:
+                later = [item.operation for item in fixed if item.job == job.id]
+                if any(operation > index for operation in later):
+                    problems.append(
+                        f"job {job.id!r} operation {max(later)} is fixed but operation {index} "
+                        "is not; fix a job's operations from its first one on"
+                    )
+                break
+
+            if assignment.start < ready:
+                problems.append(
+                    f"fixed {assignment.label} starts at {assignment.start}, before the job's "
+                    f"release or its previous operation ends at {ready}"
+                )
+            ready = plan.fixed_end(assignment)
+    return problems
+
+
+def _fixed_machine_problems(plan: Plan, fixed: list[OperationAssignment]) -> list[str]:
+    """Check that fixed operations share no machine time, with each other or downtime."""
+    problems: list[str] = []
+    deadlines = {entry.machine: entry.deadline for entry in plan.maintenance}
+    downtime = plan.downtime_by_machine()
+
+    by_machine: dict[str, list[OperationAssignment]] = defaultdict(list)
+    for assignment in sorted(fixed, key=lambda item: item.start):
+        by_machine[assignment.machine].append(assignment)
+
+    for machine, assignments in by_machine.items():
+        previous: OperationAssignment | None = None
+        for assignment in assignments:
+            end = plan.fixed_end(assignment)
+            if previous is not None and assignment.start < plan.fixed_end(previous):
+                problems.append(
+                    f"fixed {assignment.label} starts at {assignment.start} on {machine!r} "
+                    f"while fixed {previous.label} runs there until {plan.fixed_end(previous)}"
+                )
+            previous = assignment
+
+            for interval in downtime.get(machine, []):
+                if interval.overlaps(assignment.start, end):
+                    problems.append(
+                        f"fixed {assignment.label} runs on {machine!r} from {assignment.start} "
+                        f"to {end}, while the machine is down from {interval.start}"
+                    )
+
+            deadline = deadlines.get(machine)
+            if deadline is not None and end > deadline:
+                problems.append(
+                    f"fixed {assignment.label} ends at {end} on {machine!r}, past the "
+                    f"machine's maintenance deadline {deadline}; unfix it or move the deadline"
+                )
+    return problems
+
+
+def _reference_problems(plan: Plan) -> list[str]:
+    problems: list[str] = []
+    valid: list[OperationAssignment] = []
+
+    for assignment in plan.reference:
+        problem = _assignment_problem(plan, assignment, "reference")
+        if problem is not None:
+            problems.append(problem)
+        elif assignment.start < 0:
+            problems.append(
+                f"reference assignment of {assignment.label} starts at {assignment.start}, "
+                "before time 0"
+            )
+        else:
+            valid.append(assignment)
+
+    for key, count in Counter((item.job, item.operation) for item in valid).items():
+        if count > 1:
+            problems.append(f"job {key[0]!r} operation {key[1]} has {count} reference assignments")
+
+    maintained = {entry.machine for entry in plan.maintenance}
+    for window in plan.reference_windows:
+        if window.machine not in maintained:
+            problems.append(
+                f"reference window on {window.machine!r}, which has no maintenance entry"
+            )
+        if window.start < 0:
+            problems.append(
+                f"reference window on {window.machine!r} starts at {window.start}, before time 0"
+            )
+    for machine, count in Counter(window.machine for window in plan.reference_windows).items():
+        if count > 1:
+            problems.append(f"machine {machine!r} has {count} reference windows; at most 1")
+    return problems

@@ -25,14 +25,20 @@ The JSON plan format, version 1, mirrors `scheduler.plan` field for field::
       ],
       "maintenance": [
         {"machine": "M2", "deadline": 20, "duration": 4, "cost": 150.0, "reason": "RUL p10"}
-      ]
+      ],
+      "downtime": [{"machine": "M1", "start": 0, "end": 6, "reason": "spindle failure"}],
+      "fixed": [{"job": "J1", "operation": 0, "machine": "M2", "start": 0}],
+      "reference": [{"job": "J1", "operation": 1, "machine": "M2", "start": 9}],
+      "reference_windows": [{"machine": "M2", "start": 7}]
     }
 
 "format", "version", "machines" and "jobs" are required. In a job, "release" defaults to
 0, "due" to null (no due date) and "weight" to 1.0. A maintenance entry's "deadline" is
-null for no limit and "reason" defaults to "". Durations, releases, due dates and
-deadlines are integer time units from the plan's start. Unknown keys are rejected so
-that a misspelt key cannot be ignored silently.
+null for no limit and "reason" defaults to "". "maintenance", "downtime", "fixed",
+"reference" and "reference_windows" default to empty lists. A downtime's "end" is null
+for down until further notice. Durations, releases, due dates, deadlines and starts
+are integer time units from the plan's start. Unknown keys are rejected so that a
+misspelt key cannot be ignored silently.
 """
 
 from __future__ import annotations
@@ -46,7 +52,17 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from scheduler.plan import Job, MachineMaintenance, Operation, OperationOption, Plan, PlanError
+from scheduler.plan import (
+    Job,
+    MachineDowntime,
+    MachineMaintenance,
+    Operation,
+    OperationAssignment,
+    OperationOption,
+    Plan,
+    PlanError,
+    WindowAssignment,
+)
 
 JSON_FORMAT = "plantpulse-plan"
 JSON_VERSION = 1
@@ -256,6 +272,20 @@ def write_plan_json(plan: Plan, path: str | os.PathLike[str]) -> None:
             }
             for entry in plan.maintenance
         ],
+        "downtime": [
+            {
+                "machine": interval.machine,
+                "start": interval.start,
+                "end": interval.end,
+                "reason": interval.reason,
+            }
+            for interval in plan.downtime
+        ],
+        "fixed": [_assignment_document(assignment) for assignment in plan.fixed],
+        "reference": [_assignment_document(assignment) for assignment in plan.reference],
+        "reference_windows": [
+            {"machine": window.machine, "start": window.start} for window in plan.reference_windows
+        ],
     }
 
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -267,6 +297,15 @@ def write_plan_json(plan: Plan, path: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _assignment_document(assignment: OperationAssignment) -> dict[str, Any]:
+    return {
+        "job": assignment.job,
+        "operation": assignment.operation,
+        "machine": assignment.machine,
+        "start": assignment.start,
+    }
 
 
 class _Line:
@@ -370,6 +409,25 @@ class _MaintenanceDocument(_Document):
     reason: str = ""
 
 
+class _DowntimeDocument(_Document):
+    machine: str
+    start: int
+    end: int | None
+    reason: str = ""
+
+
+class _AssignmentDocument(_Document):
+    job: str
+    operation: int
+    machine: str
+    start: int
+
+
+class _WindowAssignmentDocument(_Document):
+    machine: str
+    start: int
+
+
 class _PlanDocument(_Document):
     format: Literal["plantpulse-plan"]
     version: Literal[1]
@@ -378,6 +436,10 @@ class _PlanDocument(_Document):
     machines: list[str]
     jobs: list[_JobDocument]
     maintenance: list[_MaintenanceDocument] = []
+    downtime: list[_DowntimeDocument] = []
+    fixed: list[_AssignmentDocument] = []
+    reference: list[_AssignmentDocument] = []
+    reference_windows: list[_WindowAssignmentDocument] = []
 
     def to_plan(self) -> Plan:
         jobs = []
@@ -419,6 +481,15 @@ class _PlanDocument(_Document):
             except PlanError as error:
                 problems.extend(f"maintenance[{index}]: {problem}" for problem in error.problems)
 
+        downtime = []
+        for index, interval in enumerate(self.downtime):
+            try:
+                downtime.append(
+                    MachineDowntime(interval.machine, interval.start, interval.end, interval.reason)
+                )
+            except PlanError as error:
+                problems.extend(f"downtime[{index}]: {problem}" for problem in error.problems)
+
         if problems:
             raise PlanError(problems)
 
@@ -428,7 +499,17 @@ class _PlanDocument(_Document):
             maintenance=tuple(maintenance),
             crew_size=self.crew_size,
             name=self.name,
+            downtime=tuple(downtime),
+            fixed=tuple(_to_assignment(item) for item in self.fixed),
+            reference=tuple(_to_assignment(item) for item in self.reference),
+            reference_windows=tuple(
+                WindowAssignment(item.machine, item.start) for item in self.reference_windows
+            ),
         )
+
+
+def _to_assignment(document: _AssignmentDocument) -> OperationAssignment:
+    return OperationAssignment(document.job, document.operation, document.machine, document.start)
 
 
 def _describe_validation_error(error: ValidationError) -> str:

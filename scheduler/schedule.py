@@ -49,7 +49,9 @@ class Schedule:
 
     `objective` and `bound` are in the units of the weighted objective. `gap` is
     (objective - bound) / max(|objective|, 1). `makespan` is the latest operation end;
-    maintenance windows do not count towards it.
+    maintenance windows do not count towards it. `changed_operations` counts the
+    operations of the plan's reference that run on another machine or start at another
+    time here.
     """
 
     operations: tuple[ScheduledOperation, ...]
@@ -63,6 +65,7 @@ class Schedule:
     total_weighted_tardiness: float
     maintenance_count: int
     maintenance_cost: float
+    changed_operations: int = 0
 
     @classmethod
     def from_assignment(
@@ -99,6 +102,7 @@ class Schedule:
             total_weighted_tardiness=weighted_tardiness(plan, sorted_operations),
             maintenance_count=len(sorted_windows),
             maintenance_cost=float(sum(costs.get(item.machine, 0.0) for item in sorted_windows)),
+            changed_operations=changed_operations(plan, sorted_operations),
         )
 
     @classmethod
@@ -141,6 +145,20 @@ def weighted_tardiness(plan: Plan, operations: Iterable[ScheduledOperation]) -> 
             continue
         total += job.weight * max(0, completion[job.id] - job.due)
     return total
+
+
+def changed_operations(plan: Plan, operations: Iterable[ScheduledOperation]) -> int:
+    """Return how many of the plan's reference assignments `operations` do not keep.
+
+    An assignment is kept when its operation runs on the same machine from the same start.
+    """
+    placed = {(item.job, item.operation): (item.machine, item.start) for item in operations}
+    return sum(
+        1
+        for assignment in plan.reference
+        if placed.get((assignment.job, assignment.operation))
+        != (assignment.machine, assignment.start)
+    )
 
 
 def relative_gap(objective: float | None, bound: float | None) -> float | None:

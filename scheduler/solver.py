@@ -26,7 +26,9 @@ class SolverSettings:
     `time_limit_s` is the wall-clock limit of the search in seconds, not counting model
     construction. `workers` is the number of parallel search workers (CP-SAT's
     `num_workers`). With `log_progress`, CP-SAT's search log goes to the
-    "scheduler.solver.cpsat" logger at INFO level, one record per non-blank line.
+    "scheduler.solver.cpsat" logger at INFO level, one record per non-blank line. With
+    `use_hint`, the plan's reference assignments are the search's starting point
+    (a CP-SAT solution hint).
     """
 
     time_limit_s: float = 10.0
@@ -34,6 +36,7 @@ class SolverSettings:
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     seed: int = 0
     log_progress: bool = False
+    use_hint: bool = True
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
@@ -48,10 +51,11 @@ def solve(plan: Plan, settings: SolverSettings | None = None) -> Schedule:
     The model chooses one eligible machine and a start time for every operation, and
     which machines get a maintenance window and when. Each job's operations run in
     order, after the job's release. Each machine runs one operation or window at a
-    time, and at most `plan.crew_size` windows run at once. No machine runs past its
-    maintenance deadline unless its window comes first, as `scheduler.constraints`
-    describes in detail. The model minimizes the weighted objective of
-    `settings.weights`.
+    time, and nothing while it is down. At most `plan.crew_size` windows run at once.
+    No machine runs past its maintenance deadline unless its window comes first, as
+    `scheduler.constraints` describes in detail. Fixed operations keep their machine
+    and start. The model minimizes the weighted objective of `settings.weights`, and
+    starts from the plan's reference schedule when it has one.
 
     The status of the result reports what was found. "optimal" and "feasible" come from
     CP-SAT, with its bound and relative gap. When CP-SAT finds no schedule within the
@@ -68,11 +72,12 @@ def solve(plan: Plan, settings: SolverSettings | None = None) -> Schedule:
     model = cp_model.CpModel()
     variables = create_variables(model, plan)
     add_constraints(model, plan, variables)
-    set_objective(model, plan, variables, settings.weights)
+    has_objective = set_objective(model, plan, variables, settings.weights)
+    if settings.use_hint:
+        _hint_reference(model, plan, variables)
 
     solver = _configured_solver(settings)
     status = solver.solve(model)
-    has_objective = not settings.weights.is_empty
 
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         operations, windows = _read_solution(solver, plan, variables)
@@ -108,6 +113,35 @@ def solve(plan: Plan, settings: SolverSettings | None = None) -> Schedule:
         schedule.solve_seconds,
     )
     return schedule
+
+
+def _hint_reference(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:
+    """Hint the reference schedule's machine choices, starts and windows to CP-SAT.
+
+    Machines with a maintenance entry but no reference window are hinted without one.
+    Operations without a reference assignment stay unhinted, so the hint is partial
+    when the plan has new work. CP-SAT then tries to complete it.
+    """
+    if not plan.reference and not plan.reference_windows:
+        return
+
+    job_indexes = {job.id: index for index, job in enumerate(plan.jobs)}
+    for assignment in plan.reference:
+        operation = variables.operations[job_indexes[assignment.job]][assignment.operation]
+        model.add_hint(operation.start, assignment.start)
+        for option in operation.options:
+            chosen = option.machine == assignment.machine
+            model.add_hint(option.selected, chosen)
+            if chosen:
+                model.add_hint(operation.end, assignment.start + option.duration)
+
+    window_starts = {window.machine: window.start for window in plan.reference_windows}
+    for machine, maintenance in variables.maintenance.items():
+        start = window_starts.get(machine)
+        model.add_hint(maintenance.present, start is not None)
+        if start is not None:
+            model.add_hint(maintenance.start, start)
+            model.add_hint(maintenance.end, start + maintenance.entry.duration)
 
 
 def _configured_solver(settings: SolverSettings) -> cp_model.CpSolver:
@@ -176,7 +210,10 @@ def _fallback_schedule(
     bound = None
     if has_objective:
         objective = settings.weights.evaluate(
-            dispatched.makespan, dispatched.total_weighted_tardiness, dispatched.maintenance_cost
+            dispatched.makespan,
+            dispatched.total_weighted_tardiness,
+            dispatched.maintenance_cost,
+            dispatched.changed_operations,
         )
         if math.isfinite(solver.best_objective_bound):
             bound = solver.best_objective_bound

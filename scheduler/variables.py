@@ -51,12 +51,14 @@ class PlanVariables:
 
     `operations[j][k]` belongs to operation k of `plan.jobs[j]`. `maintenance` is keyed by
     machine name and has an entry for every machine with a maintenance entry in the plan.
-    Every time variable lies in [0, horizon].
+    `downtime` contains one fixed interval per downtime of the plan that lies partly inside
+    [0, horizon], keyed by machine. Every time variable lies in [0, horizon].
     """
 
     horizon: int
     operations: tuple[tuple[OperationVariables, ...], ...]
     maintenance: dict[str, MaintenanceVariables]
+    downtime: dict[str, list[cp_model.IntervalVar]]
 
     def options_on(self, machine: str) -> list[OptionVariables]:
         """Return the option variables of every operation that may run on `machine`."""
@@ -72,19 +74,42 @@ class PlanVariables:
 def schedule_horizon(plan: Plan) -> int:
     """Return a time by which some optimal schedule is complete.
 
-    Running every maintenance window first and then every operation one after another,
-    each on its slowest machine, is a feasible schedule that ends by this time. So is
-    every semi-active schedule (one in which nothing can start earlier), and since all
-    objective terms grow with completion times, one of those is optimal.
+    Wait until every release, every downtime with an end, every fixed operation and
+    every reference assignment is over. Running every maintenance window and then every
+    other operation one after another from there, each on its slowest machine that is
+    not down for good, is a feasible schedule that ends by this time. Shifting the
+    operations and windows of an optimal schedule as early as they can go, leaving fixed
+    operations and those at their reference assignment in place, never makes any
+    objective term worse and also ends by this time.
     """
-    latest_release = max((max(job.release, 0) for job in plan.jobs), default=0)
+    fixed_ends = [plan.fixed_end(assignment) for assignment in plan.fixed]
+    downtime_ends = [interval.end for interval in plan.downtime if interval.end is not None]
+    reference_ends = [plan.fixed_end(assignment) for assignment in plan.reference]
+    window_ends = [
+        window.start + _window_duration(plan, window.machine) for window in plan.reference_windows
+    ]
+    busy_until = max(
+        [
+            0,
+            *(job.release for job in plan.jobs),
+            *fixed_ends,
+            *downtime_ends,
+            *reference_ends,
+            *window_ends,
+        ]
+    )
+
     slowest_work = sum(
         max(option.duration for option in operation.options)
         for job in plan.jobs
         for operation in job.operations
     )
     maintenance_time = sum(entry.duration for entry in plan.maintenance)
-    return latest_release + slowest_work + maintenance_time
+    return busy_until + slowest_work + maintenance_time
+
+
+def _window_duration(plan: Plan, machine: str) -> int:
+    return plan.maintenance_by_machine()[machine].duration
 
 
 def create_variables(model: cp_model.CpModel, plan: Plan) -> PlanVariables:
@@ -103,7 +128,20 @@ def create_variables(model: cp_model.CpModel, plan: Plan) -> PlanVariables:
         entry.machine: _create_maintenance(model, entry, horizon) for entry in plan.maintenance
     }
 
-    return PlanVariables(horizon=horizon, operations=operations, maintenance=maintenance)
+    downtime: dict[str, list[cp_model.IntervalVar]] = {}
+    for index, interval in enumerate(plan.downtime):
+        start = max(interval.start, 0)
+        end = horizon if interval.end is None else min(interval.end, horizon)
+        if start < end:
+            downtime.setdefault(interval.machine, []).append(
+                model.new_fixed_size_interval_var(
+                    start, end - start, f"down[{interval.machine}#{index}]"
+                )
+            )
+
+    return PlanVariables(
+        horizon=horizon, operations=operations, maintenance=maintenance, downtime=downtime
+    )
 
 
 def _create_operation(

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from plantpulse.settings import load_settings
+from plantpulse.settings import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +48,38 @@ def test_unknown_setting_is_rejected(tmp_path: Path) -> None:
     config = tmp_path / "plantpulse.toml"
     config.write_text("regsitry_dir = '/tmp/x'\n")
 
-    with pytest.raises(ValidationError, match="regsitry_dir"):
+    with pytest.raises(SettingsError, match="regsitry_dir") as caught:
         load_settings(config)
+
+    assert str(config) in str(caught.value)
+
+
+def test_unknown_nested_setting_is_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "plantpulse.toml"
+    config.write_text("[scheduler]\ntime_limit = 5\n")
+
+    with pytest.raises(SettingsError, match=r"scheduler\.time_limit"):
+        load_settings(config)
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "broken.toml"
+    config.write_text("embedded_broker = \n")
+
+    with pytest.raises(SettingsError, match=r"broken\.toml"):
+        load_settings(config)
+
+
+def test_loading_settings_leaves_environment_alone(tmp_path: Path) -> None:
+    config = tmp_path / "plantpulse.toml"
+    config.write_text("[kafka]\nbootstrap_servers = 'kafka-1:9092'\n")
+
+    first = load_settings(config)
+    second = load_settings()
+
+    assert first.kafka.bootstrap_servers == "kafka-1:9092"
+    assert second.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert "PLANTPULSE_CONFIG" not in os.environ
 
 
 def test_sasl_password_is_secret_and_reaches_client_options() -> None:

@@ -8,9 +8,11 @@ import pytest
 
 from scheduler import (
     Job,
+    MachineDowntime,
     MachineMaintenance,
     MaintenanceWindow,
     Operation,
+    OperationAssignment,
     OperationOption,
     Plan,
     Schedule,
@@ -214,3 +216,39 @@ def test_second_window_on_machine_is_reported() -> None:
     violations = check_schedule(PLAN, schedule_of(windows=windows))
 
     assert "machine 'M1' has 2 maintenance windows; at most 1" in violations
+
+
+def test_operation_during_downtime_is_reported() -> None:
+    plan = dataclasses.replace(PLAN, downtime=(MachineDowntime("M1", 6, 8, "repair"),))
+
+    violations = check_schedule(plan, schedule_of())
+
+    assert violations == [
+        "machine 'M1' runs job 'J2' operation 0 from 5 to 9, but it is down from 6 until 8"
+    ]
+
+
+def test_window_during_downtime_is_reported() -> None:
+    plan = dataclasses.replace(PLAN, downtime=(MachineDowntime("M2", -3, 4),))
+
+    violations = check_schedule(plan, schedule_of())
+
+    assert violations == [
+        "machine 'M2' runs job 'J1' operation 1 from 3 to 5, but it is down from -3 until 4",
+        "machine 'M2' runs its maintenance window from 0 to 1, but it is down from -3 until 4",
+    ]
+
+
+def test_work_around_downtime_is_accepted() -> None:
+    plan = dataclasses.replace(PLAN, downtime=(MachineDowntime("M2", 1, 3),))
+
+    assert check_schedule(plan, schedule_of()) == []
+
+
+def test_moved_fixed_operation_is_reported() -> None:
+    plan = dataclasses.replace(PLAN, fixed=(OperationAssignment("J1", 0, "M1", 0),))
+    moved = replace_operation(0, machine="M2", start=0, end=5)
+
+    violations = check_schedule(plan, schedule_of(moved))
+
+    assert "job 'J1' operation 0 runs on 'M2' from 0, but it is fixed on 'M1' from 0" in violations

@@ -6,7 +6,17 @@ import re
 
 import pytest
 
-from scheduler import Job, MachineMaintenance, Operation, OperationOption, Plan, PlanError
+from scheduler import (
+    Job,
+    MachineDowntime,
+    MachineMaintenance,
+    Operation,
+    OperationAssignment,
+    OperationOption,
+    Plan,
+    PlanError,
+    WindowAssignment,
+)
 
 
 def one_step_job(job_id: str, machine: str = "M1", duration: int = 3) -> Job:
@@ -155,3 +165,173 @@ def test_every_plan_problem_is_reported_at_once() -> None:
         )
 
     assert len(caught.value.problems) == 3
+
+
+def two_step_job(job_id: str, release: int = 0) -> Job:
+    """A job that runs 3 units on M1 or 5 on M2, then 2 units on M2."""
+    return Job(
+        job_id,
+        (
+            Operation((OperationOption("M1", 3), OperationOption("M2", 5))),
+            Operation((OperationOption("M2", 2),)),
+        ),
+        release=release,
+    )
+
+
+def replan(**fields: object) -> Plan:
+    """A two-machine plan with jobs J1 and J2 and the given re-plan fields."""
+    return Plan(
+        machines=("M1", "M2"),
+        jobs=(two_step_job("J1"), two_step_job("J2", release=4)),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def problems_of(**fields: object) -> tuple[str, ...]:
+    with pytest.raises(PlanError) as caught:
+        replan(**fields)
+    return caught.value.problems
+
+
+def test_replan_fields_are_accepted() -> None:
+    plan = replan(
+        maintenance=(MachineMaintenance("M2", deadline=20, duration=2, cost=1.0),),
+        downtime=(MachineDowntime("M1", 10, 12, "repair"), MachineDowntime("M1", 30, None)),
+        fixed=(OperationAssignment("J1", 0, "M1", 0), OperationAssignment("J1", 1, "M2", 3)),
+        reference=(OperationAssignment("J2", 0, "M1", 4),),
+        reference_windows=(WindowAssignment("M2", 6),),
+    )
+
+    assert plan.fixed_end(plan.fixed[1]) == 5
+    assert [item.reason for item in plan.downtime_by_machine()["M1"]] == ["repair", ""]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (5, 5, "downtime of 'M1': end 5 is not after start 5"),
+        (5, 2, "downtime of 'M1': end 2 is not after start 5"),
+        (1.5, 4, "downtime of 'M1': start 1.5 is not an integer"),
+    ],
+)
+def test_invalid_downtime_is_rejected(start: int, end: int, expected: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        MachineDowntime("M1", start, end)
+
+    assert caught.value.problems == (expected,)
+
+
+def test_downtime_of_unknown_machine_is_rejected() -> None:
+    assert problems_of(downtime=(MachineDowntime("M9", 0, 4),)) == (
+        "downtime names machine 'M9', which is not one of the plan's machines",
+    )
+
+
+def test_operation_without_usable_machine_is_rejected() -> None:
+    problems = problems_of(downtime=(MachineDowntime("M2", 0, None),))
+
+    assert problems == tuple(
+        f"job {job!r} operation 1: every eligible machine ['M2'] has a downtime without end, "
+        "so the operation may find no time to run; give the downtime an end or leave the job out"
+        for job in ("J1", "J2")
+    )
+
+
+@pytest.mark.parametrize(
+    ("fixed", "expected"),
+    [
+        (
+            (OperationAssignment("J7", 0, "M1", 0),),
+            "fixed assignment names job 'J7', which is not in the plan",
+        ),
+        (
+            (OperationAssignment("J1", 2, "M1", 0),),
+            "fixed assignment of job 'J1' operation 2: the job has operations 0 to 1",
+        ),
+        (
+            (OperationAssignment("J1", 0, "M1", 0), OperationAssignment("J1", 1, "M1", 3)),
+            "fixed assignment of job 'J1' operation 1: machine 'M1' is not eligible",
+        ),
+        (
+            (OperationAssignment("J1", 0, "M1", 0), OperationAssignment("J1", 0, "M1", 0)),
+            "job 'J1' operation 0 is fixed 2 times",
+        ),
+        (
+            (OperationAssignment("J1", 1, "M2", 3),),
+            "job 'J1' operation 1 is fixed but operation 0 is not; fix a job's operations "
+            "from its first one on",
+        ),
+        (
+            (OperationAssignment("J2", 0, "M1", 2),),
+            "fixed job 'J2' operation 0 starts at 2, before the job's release or its previous "
+            "operation ends at 4",
+        ),
+        (
+            (OperationAssignment("J1", 0, "M1", 0), OperationAssignment("J1", 1, "M2", 2)),
+            "fixed job 'J1' operation 1 starts at 2, before the job's release or its previous "
+            "operation ends at 3",
+        ),
+        (
+            (OperationAssignment("J1", 0, "M1", 4), OperationAssignment("J2", 0, "M1", 6)),
+            "fixed job 'J2' operation 0 starts at 6 on 'M1' while fixed job 'J1' operation 0 "
+            "runs there until 7",
+        ),
+    ],
+)
+def test_invalid_fixed_assignment_is_rejected(
+    fixed: tuple[OperationAssignment, ...], expected: str
+) -> None:
+    assert problems_of(fixed=fixed) == (expected,)
+
+
+def test_fixed_operation_during_downtime_is_rejected() -> None:
+    problems = problems_of(
+        downtime=(MachineDowntime("M1", 2, 6, "repair"),),
+        fixed=(OperationAssignment("J1", 0, "M1", 0),),
+    )
+
+    assert problems == (
+        "fixed job 'J1' operation 0 runs on 'M1' from 0 to 3, while the machine is down from 2",
+    )
+
+
+def test_fixed_operation_past_deadline_is_rejected() -> None:
+    problems = problems_of(
+        maintenance=(MachineMaintenance("M1", deadline=2, duration=1, cost=1.0),),
+        fixed=(OperationAssignment("J1", 0, "M1", 0),),
+    )
+
+    assert problems == (
+        "fixed job 'J1' operation 0 ends at 3 on 'M1', past the machine's maintenance "
+        "deadline 2; unfix it or move the deadline",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        (
+            (OperationAssignment("J1", 1, "M1", 5),),
+            "reference assignment of job 'J1' operation 1: machine 'M1' is not eligible",
+        ),
+        (
+            (OperationAssignment("J1", 0, "M1", -1),),
+            "reference assignment of job 'J1' operation 0 starts at -1, before time 0",
+        ),
+        (
+            (OperationAssignment("J1", 0, "M1", 1), OperationAssignment("J1", 0, "M2", 1)),
+            "job 'J1' operation 0 has 2 reference assignments",
+        ),
+    ],
+)
+def test_invalid_reference_is_rejected(
+    reference: tuple[OperationAssignment, ...], expected: str
+) -> None:
+    assert problems_of(reference=reference) == (expected,)
+
+
+def test_reference_window_without_maintenance_entry_is_rejected() -> None:
+    problems = problems_of(reference_windows=(WindowAssignment("M1", 3),))
+
+    assert problems == ("reference window on 'M1', which has no maintenance entry",)

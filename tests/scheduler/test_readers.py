@@ -9,11 +9,14 @@ import pytest
 
 from scheduler import (
     Job,
+    MachineDowntime,
     MachineMaintenance,
     Operation,
+    OperationAssignment,
     OperationOption,
     Plan,
     PlanFileError,
+    WindowAssignment,
     read_fjs,
     read_jsplib,
     read_plan,
@@ -76,7 +79,7 @@ def test_read_plan_recognizes_json_by_content(tmp_path: Path) -> None:
 
 def test_json_round_trip_keeps_every_field(tmp_path: Path) -> None:
     plan = Plan(
-        machines=("press", "lathe"),
+        machines=("press", "lathe", "saw"),
         jobs=(
             Job(
                 "order-7",
@@ -96,6 +99,14 @@ def test_json_round_trip_keeps_every_field(tmp_path: Path) -> None:
         ),
         crew_size=2,
         name="line 3",
+        downtime=(
+            MachineDowntime("lathe", -2, 5, "bearing failure"),
+            MachineDowntime("press", 40, 45),
+            MachineDowntime("saw", 0, None, "decommissioned"),
+        ),
+        fixed=(OperationAssignment("order-8", 0, "press", 0),),
+        reference=(OperationAssignment("order-7", 0, "press", 3),),
+        reference_windows=(WindowAssignment("press", 7),),
     )
     path = tmp_path / "plan.json"
 
@@ -312,4 +323,26 @@ def test_json_unknown_machine_gives_reason(tmp_path: Path) -> None:
     path = write(tmp_path, "bad.json", json.dumps(json_plan(jobs=jobs)))
 
     with pytest.raises(PlanFileError, match="machine 'M2' is not one of the plan's machines"):
+        read_plan_json(path)
+
+
+def test_json_invalid_downtime_gives_reason(tmp_path: Path) -> None:
+    downtime = [{"machine": "M1", "start": 4, "end": 2}]
+    path = write(tmp_path, "bad.json", json.dumps(json_plan(downtime=downtime)))
+
+    with pytest.raises(
+        PlanFileError, match="downtime\\[0\\]: downtime of 'M1': end 2 is not after"
+    ):
+        read_plan_json(path)
+
+
+def test_json_fixed_on_ineligible_machine_gives_reason(tmp_path: Path) -> None:
+    document = json_plan(fixed=[{"job": "J1", "operation": 0, "machine": "M1", "start": 0}])
+    document["machines"] = ["M1", "M2"]
+    document["jobs"] = [
+        {"id": "J1", "operations": [{"options": [{"machine": "M2", "duration": 2}]}]}
+    ]
+    path = write(tmp_path, "bad.json", json.dumps(document))
+
+    with pytest.raises(PlanFileError, match="machine 'M1' is not eligible"):
         read_plan_json(path)

@@ -60,6 +60,18 @@ def test_ft06_reaches_optimum(jsplib_dir: Path) -> None:
     assert schedule.objective == 55.0
 
 
+@pytest.mark.parametrize("name", ["la01", "la05", "la06", "la10", "la11"])
+def test_small_jsplib_reaches_optimum(jsplib_dir: Path, name: str) -> None:
+    optima = json.loads((jsplib_dir.parent / "instances.json").read_text())
+    optimum = next(entry["optimum"] for entry in optima if entry["name"] == name)
+    plan = read_jsplib(jsplib_dir / name)
+
+    schedule = solve_checked(plan, SolverSettings(time_limit_s=30, workers=2))
+
+    assert schedule.status == "optimal"
+    assert schedule.makespan == optimum
+
+
 def test_window_precedes_work_past_deadline() -> None:
     plan = crossing_deadline_plan()
 

@@ -1,0 +1,284 @@
+"""Streaming throughput and latency of the predictor beside a bare kafka-python consumer.
+
+One run: C-MAPSS training trajectories are spread over many machines and written to the
+sensor topic; then (1) a bare consumer reads and JSON-decodes every record (the ceiling),
+(2) the predictor consumes the same records end to end (validation, windows, micro-batched
+inference, one MachineState per window, commits after flush), and (3) a paced producer
+sends fresh readings at a fraction of the measured predictor rate while a separate
+process measures event-to-MachineState latency.
+
+    python benchmarks/stream.py --readings 1000000 --machines 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from ingest.clients import EventProducer, ensure_topics
+from ingest.config import KafkaConfig
+from ingest.datasets import dataset_path, resolve_data_dir
+from ingest.predictor import PREDICTOR_GROUP, Predictor
+from ingest.replay import CMAPSS_CHANNELS, CMAPSS_CONTEXT, read_cmapss_rows
+from ingest.stream import StreamProcessor
+from ingest.topics import MACHINE_STATE, SENSORS
+from models import InferenceEngine, Registry, TrainConfig, train_cmapss
+from plantpulse.broker import EmbeddedBroker
+
+logger = logging.getLogger("benchmarks.stream")
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def trajectory_source(data_dir: Path) -> list[np.ndarray]:
+    rows = read_cmapss_rows(dataset_path("cmapss", "train_FD001.txt", data_dir))
+    return [rows[rows[:, 0] == unit] for unit in np.unique(rows[:, 0])]
+
+
+def reading_bytes(machine: str, seq: int, ts: datetime, row: np.ndarray) -> bytes:
+    document = {
+        "schema_version": 1,
+        "machine_id": machine,
+        "ts": ts.isoformat().replace("+00:00", "Z"),
+        "seq": seq,
+        "channels": dict(zip(CMAPSS_CHANNELS, row[5:26].tolist(), strict=True)),
+        "context": dict(zip(CMAPSS_CONTEXT, row[2:5].tolist(), strict=True)),
+    }
+    return json.dumps(document).encode()
+
+
+def fill_topic(
+    kafka: KafkaConfig, trajectories: list[np.ndarray], machines: int, readings: int
+) -> float:
+    """Write `readings` readings, machines interleaved cycle by cycle; return seconds taken."""
+    producer = KafkaProducer(
+        **{**kafka.producer_options(), "linger_ms": 20, "batch_size": 512 * 1024}
+    )
+    per_machine = readings // machines
+    started = time.perf_counter()
+    for step in range(per_machine):
+        for machine in range(machines):
+            trajectory = trajectories[machine % len(trajectories)]
+            row = trajectory[step % len(trajectory)]
+            name = f"m{machine:04d}"
+            value = reading_bytes(name, step + 1, START + timedelta(hours=step), row)
+            producer.send(SENSORS, key=name.encode(), value=value)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - started
+
+
+def measure_ceiling(kafka: KafkaConfig, expected: int) -> tuple[float, float]:
+    """Read and JSON-decode `expected` records with a bare consumer; return (records/s, s)."""
+    consumer = KafkaConsumer(SENSORS, **kafka.consumer_options("bench-ceiling"))
+    count = 0
+    first: float | None = None
+    while count < expected:
+        for records in consumer.poll(timeout_ms=500).values():
+            if first is None:
+                first = time.perf_counter()
+            for record in records:
+                json.loads(record.value)
+            count += len(records)
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    consumer.close()
+    return count / elapsed, elapsed
+
+
+def measure_predictor(
+    kafka: KafkaConfig, registry: Path, expected: int
+) -> tuple[StreamProcessor, float, float]:
+    """Run the predictor over `expected` records; return (processor, records/s, s)."""
+    engine = InferenceEngine.from_registry(registry, device="cpu")
+    output = EventProducer(kafka)
+    processor = StreamProcessor(
+        kafka, PREDICTOR_GROUP, [SENSORS], Predictor(engine, output), output
+    )
+    first: float | None = None
+    while processor.records_in < expected:
+        count = processor.poll_once(timeout_ms=500)
+        if count and first is None:
+            first = time.perf_counter() - 0.0
+    processor.checkpoint.commit()
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    return processor, processor.records_in / elapsed, elapsed
+
+
+def paced_producer(
+    bootstrap: str, rate: float, seconds: float, machines: int, first_seq: int, data_dir: str
+) -> None:
+    trajectories = trajectory_source(Path(data_dir))
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    interval = 1.0 / rate
+    started = time.perf_counter()
+    sent = 0
+    while time.perf_counter() - started < seconds:
+        machine = sent % machines
+        step = first_seq + sent // machines
+        trajectory = trajectories[machine % len(trajectories)]
+        name = f"m{machine:04d}"
+        value = reading_bytes(name, step, datetime.now(UTC), trajectory[step % len(trajectory)])
+        producer.send(SENSORS, key=name.encode(), value=value)
+        sent += 1
+        delay = started + sent * interval - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush()
+    producer.close()
+
+
+def latency_collector(
+    bootstrap: str, seconds: float, ready: multiprocessing.Event, out: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [
+        TopicPartition(MACHINE_STATE, p)
+        for p in sorted(consumer.partitions_for_topic(MACHINE_STATE) or [])
+    ]
+    consumer.assign(partitions)
+    consumer.seek_to_end(*partitions)
+    for partition in partitions:
+        consumer.position(partition)
+    ready.set()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            now = datetime.now(UTC)
+            for record in records:
+                ts = datetime.fromisoformat(json.loads(record.value)["ts"])
+                latencies.append((now - ts).total_seconds() * 1000.0)
+    consumer.close()
+    out.put(latencies)
+
+
+def measure_latency(
+    kafka: KafkaConfig,
+    processor: StreamProcessor,
+    rate: float,
+    seconds: float,
+    machines: int,
+    first_seq: int,
+    data_dir: Path,
+) -> dict[str, float]:
+    ready = multiprocessing.Event()
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    collector = multiprocessing.Process(
+        target=latency_collector, args=(kafka.bootstrap_servers, seconds + 8, ready, queue)
+    )
+    collector.start()
+    ready.wait(30)
+    producer = multiprocessing.Process(
+        target=paced_producer,
+        args=(kafka.bootstrap_servers, rate, seconds, machines, first_seq, str(data_dir)),
+    )
+    producer.start()
+    stop = threading.Event()
+    deadline = time.monotonic() + seconds + 6
+    while time.monotonic() < deadline and not stop.is_set():
+        processor.poll_once(timeout_ms=50)
+    producer.join()
+    latencies = queue.get(timeout=60)
+    collector.join()
+    values = np.array(latencies)
+    return {
+        "rate": rate,
+        "states": float(len(values)),
+        "p50_ms": float(np.percentile(values, 50)) if len(values) else float("nan"),
+        "p99_ms": float(np.percentile(values, 99)) if len(values) else float("nan"),
+        "max_ms": float(values.max()) if len(values) else float("nan"),
+    }
+
+
+def ensure_model(registry: Path, data_dir: Path) -> None:
+    if Registry(registry).champion() is None:
+        logger.info("no champion in %s; training one", registry)
+        trained = train_cmapss(data_dir, TrainConfig(seed=0), progress=True)
+        reg = Registry(registry)
+        reg.promote(reg.register(trained))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--machines", type=int, default=500)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--latency-fraction",
+        type=float,
+        default=0.5,
+        help="paced rate as a share of the predictor rate",
+    )
+    parser.add_argument(
+        "--registry", type=Path, default=Path.home() / ".local/share/plantpulse/registry"
+    )
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+    data_dir = resolve_data_dir(args.data_dir)
+    ensure_model(args.registry, data_dir)
+    trajectories = trajectory_source(data_dir)
+    readings = (args.readings // args.machines) * args.machines
+
+    with EmbeddedBroker() as broker:
+        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, partitions=args.partitions)
+        ensure_topics(kafka)
+        fill_seconds = fill_topic(kafka, trajectories, args.machines, readings)
+        logger.info(
+            "wrote %d readings in %.1f s (%.0f/s)", readings, fill_seconds, readings / fill_seconds
+        )
+
+        ceiling, ceiling_seconds = measure_ceiling(kafka, readings)
+        logger.info("ceiling: %.0f records/s", ceiling)
+        processor, rate, seconds = measure_predictor(kafka, args.registry, readings)
+        states = processor.handler.stats.states  # type: ignore[attr-defined]
+        logger.info("predictor: %.0f readings/s, %d machine states", rate, states)
+
+        latency = measure_latency(
+            kafka,
+            processor,
+            rate * args.latency_fraction,
+            args.latency_seconds,
+            args.machines,
+            readings // args.machines + 1,
+            data_dir,
+        )
+        processor.close()
+        processor.producer.close()
+
+    figures = {
+        "readings": readings,
+        "machines": args.machines,
+        "partitions": args.partitions,
+        "fill_readings_per_s": readings / fill_seconds,
+        "ceiling_records_per_s": ceiling,
+        "ceiling_seconds": ceiling_seconds,
+        "predictor_readings_per_s": rate,
+        "predictor_seconds": seconds,
+        "predictor_machine_states": states,
+        "predictor_share_of_ceiling": rate / ceiling,
+        "latency": latency,
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

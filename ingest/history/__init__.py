@@ -1,0 +1,44 @@
+"""History of readings, machine states, schedules and maintenance: Parquet or InfluxDB 2."""
+
+from ingest.history.config import HistoryConfig, open_history
+from ingest.history.points import (
+    FAILURE,
+    MACHINE_STATE,
+    MAINTENANCE,
+    MAINTENANCE_WINDOW,
+    MEASUREMENTS,
+    SCHEDULE,
+    SCHEDULED_OPERATION,
+    SENSOR_READING,
+    Point,
+    points_from_event,
+    points_from_events,
+    reading_from_point,
+)
+from ingest.history.store import (
+    HistoryError,
+    HistoryReadError,
+    HistoryStore,
+    HistoryWriteError,
+)
+
+__all__ = [
+    "FAILURE",
+    "MACHINE_STATE",
+    "MAINTENANCE",
+    "MAINTENANCE_WINDOW",
+    "MEASUREMENTS",
+    "SCHEDULE",
+    "SCHEDULED_OPERATION",
+    "SENSOR_READING",
+    "HistoryConfig",
+    "HistoryError",
+    "HistoryReadError",
+    "HistoryStore",
+    "HistoryWriteError",
+    "Point",
+    "open_history",
+    "points_from_event",
+    "points_from_events",
+    "reading_from_point",
+]

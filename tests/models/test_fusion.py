@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from models import FusionConfig, FusionModel
+from models.fusion import CausalConv1d
+
+CHANNELS = ("s2", "s3", "s4", "s7")
+CONTEXT = ("setting1", "setting2", "setting3")
+
+
+def make_model(quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)) -> FusionModel:
+    torch.manual_seed(0)
+    config = FusionConfig(
+        channels=CHANNELS, context_fields=CONTEXT, d_model=16, quantiles=quantiles
+    )
+    return FusionModel(config).eval()
+
+
+def test_fusion_model_output_shapes() -> None:
+    model = make_model()
+
+    output = model(torch.randn(5, 30, 4), torch.randn(5, 3))
+
+    assert output.rul_quantiles.shape == (5, 3)
+    assert output.state_logits.shape == (5, 3)
+
+
+def test_fusion_quantiles_ordered_for_extreme_heads() -> None:
+    model = make_model()
+    with torch.no_grad():
+        model.rul_head.bias.copy_(torch.tensor([5.0, -3.0, -8.0]))
+
+    quantiles = model(10 * torch.randn(64, 30, 4), 10 * torch.randn(64, 3)).rul_quantiles
+
+    assert torch.all(quantiles[:, 0] <= quantiles[:, 1])
+    assert torch.all(quantiles[:, 1] <= quantiles[:, 2])
+
+
+def test_fusion_orders_five_quantiles() -> None:
+    model = make_model(quantiles=(0.05, 0.1, 0.5, 0.9, 0.95))
+
+    quantiles = model(torch.randn(8, 30, 4), torch.randn(8, 3)).rul_quantiles
+
+    assert quantiles.shape == (8, 5)
+    assert torch.all(quantiles.diff(dim=1) >= 0)
+
+
+def test_fusion_context_changes_prediction() -> None:
+    model = make_model()
+    sensors = torch.randn(1, 30, 4)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.film.weight.normal_(0, 0.5)
+
+    first = model(sensors, torch.zeros(1, 3)).rul_quantiles
+    second = model(sensors, torch.ones(1, 3)).rul_quantiles
+
+    assert not torch.allclose(first, second)
+
+
+def test_fusion_model_runs_without_context_fields() -> None:
+    config = FusionConfig(channels=CHANNELS, context_fields=(), d_model=8)
+    model = FusionModel(config).eval()
+
+    output = model(torch.randn(2, 30, 4), torch.zeros(2, 0))
+
+    assert output.rul_quantiles.shape == (2, 3)
+
+
+def test_causal_conv_ignores_later_steps() -> None:
+    torch.manual_seed(0)
+    conv = CausalConv1d(channels=4, kernel_size=3, dilation=2)
+    x = torch.randn(1, 10, 4)
+    changed = x.clone()
+    changed[:, 6:] += 5.0
+
+    original_output = conv(x)
+    changed_output = conv(changed)
+
+    assert original_output.shape == (1, 10, 4)
+    torch.testing.assert_close(original_output[:, :6], changed_output[:, :6])
+    assert not torch.allclose(original_output[:, 6], changed_output[:, 6])
+
+
+def test_fusion_receptive_field_covers_default_window() -> None:
+    config = FusionConfig(channels=CHANNELS, context_fields=CONTEXT)
+
+    assert config.receptive_field == 61
+    assert config.receptive_field >= config.window
+
+
+def test_fusion_config_round_trips_through_json() -> None:
+    config = FusionConfig(channels=CHANNELS, context_fields=CONTEXT, d_model=24, dropout=0.2)
+
+    restored = FusionConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+
+    assert restored == config
+
+
+@pytest.mark.parametrize("quantiles", [(0.9, 0.5, 0.1), (0.1, 0.9)])
+def test_fusion_config_rejects_unusable_quantiles(quantiles: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="quantiles"):
+        FusionConfig(channels=CHANNELS, context_fields=CONTEXT, quantiles=quantiles)

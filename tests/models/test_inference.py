@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import (
+    SENSOR_CHANNELS,
+    SETTING_FIELDS,
+    CmapssData,
+    InferenceEngine,
+    Registry,
+    TrainedModel,
+)
+from models.inference import channel_attributions
+
+
+def raw_windows(cmapss: CmapssData, channels: tuple[str, ...], count: int) -> np.ndarray:
+    """Return the last 30 raw cycles of the first ``count`` training engines, (count, 30, C)."""
+    columns = [SENSOR_CHANNELS.index(name) for name in channels]
+    return np.stack([engine.sensors[-30:, columns] for engine in cmapss.train[:count]])
+
+
+def raw_context(cmapss: CmapssData, count: int) -> np.ndarray:
+    """Return the matching raw settings, (count, 30, 3)."""
+    return np.stack([engine.settings[-30:] for engine in cmapss.train[:count]])
+
+
+@pytest.fixture
+def engine(small_trained: TrainedModel) -> InferenceEngine:
+    return InferenceEngine(small_trained, version="test", device="cpu")
+
+
+def test_engine_exposes_model_inputs(engine: InferenceEngine, small_trained: TrainedModel) -> None:
+    assert engine.version == "test"
+    assert engine.window == 30
+    assert engine.channels == small_trained.config.channels
+    assert engine.channels[:3] == ("s2", "s3", "s4")
+    assert engine.context_fields == SETTING_FIELDS
+
+
+def test_predict_one_valid_prediction_per_window(
+    engine: InferenceEngine, cmapss: CmapssData
+) -> None:
+    windows = raw_windows(cmapss, engine.channels, 8)
+
+    predictions = engine.predict(windows, raw_context(cmapss, 8))
+
+    assert len(predictions) == 8
+    for prediction in predictions:
+        assert 0.0 <= prediction.rul_p10 <= prediction.rul_p50 <= prediction.rul_p90
+        assert prediction.state in ("healthy", "degrading", "critical")
+        assert set(prediction.state_probabilities) == {"healthy", "degrading", "critical"}
+        assert sum(prediction.state_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction.state == max(
+            prediction.state_probabilities, key=prediction.state_probabilities.__getitem__
+        )
+        assert len(prediction.top_channels) == 3
+        assert len(set(prediction.top_channels)) == 3
+        assert set(prediction.top_channels) <= set(engine.channels)
+
+
+def test_predict_matches_model_output(
+    engine: InferenceEngine, small_trained: TrainedModel, cmapss: CmapssData
+) -> None:
+    windows = raw_windows(cmapss, engine.channels, 4)
+    context = raw_context(cmapss, 4).mean(axis=1)
+    normaliser = small_trained.normaliser
+    sensors = torch.from_numpy(normaliser.transform(windows, engine.channels))
+    settings = torch.from_numpy(normaliser.transform(context, engine.context_fields))
+
+    with torch.no_grad():
+        expected = small_trained.model.eval()(sensors, settings).rul_quantiles.clamp(min=0)
+    predictions = engine.predict(windows, context)
+
+    for row, prediction in enumerate(predictions):
+        assert prediction.rul_p10 == pytest.approx(expected[row, 0].item(), abs=1e-3)
+        assert prediction.rul_p50 == pytest.approx(expected[row, 1].item(), abs=1e-3)
+        assert prediction.rul_p90 == pytest.approx(expected[row, 2].item(), abs=1e-3)
+
+
+def test_predict_averages_context_over_window(engine: InferenceEngine, cmapss: CmapssData) -> None:
+    windows = raw_windows(cmapss, engine.channels, 3)
+    context = raw_context(cmapss, 3)
+
+    per_cycle = engine.predict(windows, context)
+    averaged = engine.predict(windows, context.mean(axis=1))
+
+    for left, right in zip(per_cycle, averaged, strict=True):
+        assert left.rul_p50 == pytest.approx(right.rul_p50, abs=1e-4)
+
+
+def test_predict_chunked_batches_agree(small_trained: TrainedModel, cmapss: CmapssData) -> None:
+    whole = InferenceEngine(small_trained, version="test", device="cpu")
+    chunked = InferenceEngine(small_trained, version="test", device="cpu", max_batch_size=3)
+    windows = raw_windows(cmapss, whole.channels, 7)
+    context = raw_context(cmapss, 7)
+
+    expected = whole.predict(windows, context)
+    actual = chunked.predict(windows, context)
+
+    assert [p.rul_p50 for p in actual] == pytest.approx([p.rul_p50 for p in expected], abs=1e-4)
+    assert [p.top_channels for p in actual] == [p.top_channels for p in expected]
+
+
+def test_top_channels_follow_gradient_times_input(
+    engine: InferenceEngine, small_trained: TrainedModel, cmapss: CmapssData
+) -> None:
+    windows = raw_windows(cmapss, engine.channels, 1)
+    context = raw_context(cmapss, 1).mean(axis=1)
+    normaliser = small_trained.normaliser
+    sensors = torch.from_numpy(normaliser.transform(windows, engine.channels)).requires_grad_()
+    settings = torch.from_numpy(normaliser.transform(context, engine.context_fields))
+
+    median = small_trained.model.eval()(sensors, settings).rul_quantiles[0, 1]
+    median.backward()
+    assert sensors.grad is not None
+    scores = (sensors.grad * sensors.detach()).sum(dim=1).abs()[0]
+    expected = tuple(engine.channels[i] for i in torch.argsort(scores, descending=True)[:3])
+
+    assert engine.predict(windows, context)[0].top_channels == expected
+
+
+def test_channel_attributions_independent_per_window(small_trained: TrainedModel) -> None:
+    model = small_trained.model.eval()
+    torch.manual_seed(0)
+    sensors = torch.randn(4, 30, len(small_trained.config.channels))
+    context = torch.zeros(4, 3)
+
+    together = channel_attributions(model, sensors, context)
+    alone = channel_attributions(model, sensors[:1], context[:1])
+
+    assert together.shape == (4, len(small_trained.config.channels))
+    torch.testing.assert_close(together[:1], alone)
+
+
+def test_predict_empty_batch_returns_nothing(engine: InferenceEngine) -> None:
+    windows = np.zeros((0, 30, len(engine.channels)), dtype=np.float32)
+
+    assert engine.predict(windows, np.zeros((0, 3), dtype=np.float32)) == []
+
+
+@pytest.mark.parametrize(
+    ("window_change", "context_shape", "message"),
+    [
+        ((0, -1, 0), (2, 3), "windows must have shape"),
+        ((0, 0, -1), (2, 3), "windows must have shape"),
+        ((0, 0, 0), (2, 2), "context must have shape"),
+        ((0, 0, 0), (3, 3), "context must have shape"),
+    ],
+)
+def test_predict_rejects_wrong_shapes(
+    engine: InferenceEngine,
+    window_change: tuple[int, int, int],
+    context_shape: tuple[int, ...],
+    message: str,
+) -> None:
+    valid_shape = (2, engine.window, len(engine.channels))
+    window_shape = tuple(
+        size + change for size, change in zip(valid_shape, window_change, strict=True)
+    )
+
+    with pytest.raises(ValueError, match=message):
+        engine.predict(np.zeros(window_shape), np.zeros(context_shape))
+
+
+def test_predict_rejects_nan_rows(engine: InferenceEngine, cmapss: CmapssData) -> None:
+    windows = raw_windows(cmapss, engine.channels, 3)
+    windows[2, 5, 0] = np.nan
+
+    with pytest.raises(ValueError, match=r"rows \[2\]"):
+        engine.predict(windows, raw_context(cmapss, 3))
+
+
+def test_from_registry_serves_the_champion(tmp_path: Path, small_trained: TrainedModel) -> None:
+    registry = Registry(tmp_path)
+    registry.register(small_trained)
+    registry.promote(registry.register(small_trained))
+
+    engine = InferenceEngine.from_registry(tmp_path, device="cpu")
+
+    assert engine.version == "v0002"
+    assert engine.channels == small_trained.config.channels
+
+
+def test_reload_switches_to_new_champion(
+    tmp_path: Path, small_trained: TrainedModel, cmapss: CmapssData
+) -> None:
+    registry = Registry(tmp_path)
+    registry.promote(registry.register(small_trained))
+    engine = InferenceEngine.from_registry(tmp_path, device="cpu")
+
+    assert engine.reload_if_changed() is False
+
+    registry.promote(registry.register(small_trained))
+
+    assert engine.reload_if_changed() is True
+    assert engine.version == "v0002"
+    assert engine.reload_if_changed() is False
+    windows = raw_windows(cmapss, engine.channels, 2)
+    assert len(engine.predict(windows, raw_context(cmapss, 2))) == 2
+
+
+def test_reload_keeps_model_on_corrupt_champion(
+    tmp_path: Path,
+    small_trained: TrainedModel,
+    cmapss: CmapssData,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = Registry(tmp_path)
+    registry.promote(registry.register(small_trained))
+    engine = InferenceEngine.from_registry(tmp_path, device="cpu")
+    bad_version = registry.register(small_trained)
+    registry.promote(bad_version)
+    (tmp_path / bad_version / "weights.safetensors").write_bytes(b"truncated")
+
+    with caplog.at_level(logging.ERROR, logger="models.inference"):
+        switched = engine.reload_if_changed()
+        switched_again = engine.reload_if_changed()
+
+    assert switched is False
+    assert switched_again is False
+    assert engine.version == "v0001"
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "v0002" in errors[0].getMessage()
+    assert "still serving v0001" in errors[0].getMessage()
+    windows = raw_windows(cmapss, engine.channels, 2)
+    assert len(engine.predict(windows, raw_context(cmapss, 2))) == 2
+
+
+def test_engine_without_registry_never_reloads(engine: InferenceEngine) -> None:
+    assert engine.reload_if_changed() is False
