@@ -152,7 +152,7 @@ def demo(
             on_report=show,
             on_dashboard=lambda url: typer.echo(f"dashboard on {url}"),
         )
-    except (FileNotFoundError, PlanFileError, PlanError) as error:
+    except (FileNotFoundError, FileExistsError, PlanFileError, PlanError) as error:
         raise _fail(str(error)) from error
 
 
@@ -297,6 +297,70 @@ def train(
         f"registered {version} in {settings.registry_dir}{' as champion' if promote else ''}"
     )
     typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def evaluate(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    registry: Annotated[Path | None, typer.Option(help="Model registry folder.")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Version to evaluate (default: the champion).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the JSON report and the PNG (default: output_dir)."),
+    ] = None,
+    engines: Annotated[
+        str, typer.Option(help="Comma-separated test engine numbers to plot.")
+    ] = "20,31,34,49,81,100",
+) -> None:
+    """Score a model on the FD001 test engines: metrics table, JSON report and a RUL plot."""
+    from models import (
+        InferenceEngine,
+        Registry,
+        RegistryError,
+        evaluate_cmapss_test,
+        load_cmapss,
+    )
+    from models.plots import plot_rul_predictions
+
+    settings = _setup(config, registry_dir=registry, output_dir=output)
+    data = _data_dir(settings, data_dir)
+    try:
+        if version is None:
+            engine = InferenceEngine.from_registry(
+                settings.registry_dir, device=settings.predictor.device
+            )
+        else:
+            loaded = Registry(settings.registry_dir).load(version)
+            engine = InferenceEngine(loaded, loaded.version, device=settings.predictor.device)
+    except RegistryError as error:
+        raise _fail(f"{error}; train one with `plantpulse train`") from error
+
+    metrics = evaluate_cmapss_test(engine, data)
+    typer.echo(
+        f"model {engine.version} on the {int(metrics['engines'])} FD001 test engines (RUL capped at 125)"
+    )
+    typer.echo(f"{'metric':<28} {'value':>10}")
+    for name, value in metrics.items():
+        typer.echo(f"{name:<28} {value:>10.4f}")
+
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    report = settings.output_dir / f"evaluation-{engine.version}.json"
+    report.write_text(json.dumps({"version": engine.version, "metrics": metrics}, indent=2))
+    test = load_cmapss(data).test
+    wanted = [int(unit) for unit in engines.split(",") if unit.strip()]
+    runs = [run for run in test if run.unit in wanted]
+    finals = [float(run.rul[-1]) for run in runs]
+    figure = plot_rul_predictions(
+        engine,
+        runs,
+        finals,
+        settings.output_dir / f"evaluation-{engine.version}.png",
+        title=f"Predicted and true RUL, model {engine.version}, FD001 test engines",
+    )
+    typer.echo(f"report written to {report} and {figure}")
 
 
 @app.command()

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from ingest.clients import EventProducer, ensure_topics, read_topic
 from ingest.config import KafkaConfig
 from ingest.datasets import dataset_path
 from ingest.events import MachineState, Schedule
+from ingest.history import HistoryConfig
 from ingest.replay import (
     cmapss_machine_id,
     cmapss_readings,
@@ -147,6 +149,28 @@ def _true_rul(data_dir: Path) -> np.ndarray:
     return np.loadtxt(dataset_path("cmapss", "RUL_FD001.txt", data_dir), ndmin=1)
 
 
+HISTORY_MARKER = ".plantpulse-demo-history"
+
+
+def _fresh_history_dir(output_dir: Path) -> Path:
+    """Return an empty history folder for this run inside `output_dir`.
+
+    The embedded broker forgets everything between runs, so the demo's history must too:
+    otherwise the predictor would warm its windows from an earlier run's readings. Only a
+    folder that an earlier demo created (it carries a marker file) is removed.
+    """
+    folder = output_dir / "history"
+    if folder.exists():
+        if not (folder / HISTORY_MARKER).is_file():
+            raise FileExistsError(
+                f"{folder} exists and was not created by the demo; move it or choose another --output"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / HISTORY_MARKER).touch()
+    return folder
+
+
 def run_demo(
     settings: Settings,
     options: DemoOptions,
@@ -167,6 +191,13 @@ def run_demo(
     seconds["model"] = time.monotonic() - started
 
     settings.output_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(
+        update={
+            "history": HistoryConfig(
+                backend="parquet", path=_fresh_history_dir(settings.output_dir)
+            )
+        }
+    )
     with kafka_for(settings) as kafka, ExitStack() as stack:
         ensure_topics(kafka)
         if options.dashboard:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
+
 from ingest.clients import EventProducer, ensure_topics
 from ingest.config import KafkaConfig
 from ingest.history import HistoryStore, open_history
@@ -42,6 +44,8 @@ def kafka_for(settings: Settings) -> Iterator[KafkaConfig]:
 
 def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
     """Create the predictor: consumer group `plantpulse-predictor` over the sensor topic."""
+    if settings.predictor.torch_threads:
+        torch.set_num_threads(settings.predictor.torch_threads)
     engine = InferenceEngine.from_registry(settings.registry_dir, device=settings.predictor.device)
     producer = EventProducer(kafka)
     handler = Predictor(

@@ -41,6 +41,12 @@ class PredictorSettings(BaseModel):
     max_batch: int = Field(default=256, ge=1, description="windows per forward pass")
     max_machines: int = Field(default=100_000, ge=1, description="machines tracked at most")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = Field(
+        default=1,
+        ge=0,
+        description="CPU threads for inference; 0 keeps torch's default. Scale out with more "
+        "predictor processes, because several processes with several threads each share cores badly",
+    )
 
 
 class SchedulerSettings(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,32 @@ def test_each_command_has_help(command: str) -> None:
 
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+def test_evaluate_writes_metrics_report_and_plot(
+    data_dir: Path, trained_registry: Path, tmp_path: Path
+) -> None:
+    result = plantpulse(
+        "evaluate",
+        "--data-dir",
+        str(data_dir),
+        "--registry",
+        str(trained_registry),
+        "--output",
+        str(tmp_path),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "on the 100 FD001 test engines" in result.stdout
+    report = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
+    assert report["metrics"]["engines"] == 100
+    assert 0 < report["metrics"]["rmse"] < 100
+    assert next(tmp_path.glob("evaluation-*.png")).stat().st_size > 10_000
+
+
+def test_evaluate_without_champion_explains_what_to_do(tmp_path: Path) -> None:
+    result = plantpulse("evaluate", "--registry", str(tmp_path / "empty"))
+
+    assert result.returncode == 1
+    assert "plantpulse train" in result.stderr
+    assert "Traceback" not in result.stderr
