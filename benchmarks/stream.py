@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import torch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.clients import EventProducer, ensure_topics
@@ -98,6 +99,7 @@ def measure_predictor(
     kafka: KafkaConfig, registry: Path, expected: int
 ) -> tuple[StreamProcessor, float, float]:
     """Run the predictor over `expected` records; return (processor, records/s, s)."""
+    torch.set_num_threads(1)  # as the predictor service does by default
     engine = InferenceEngine.from_registry(registry, device="cpu")
     output = EventProducer(kafka)
     processor = StreamProcessor(
@@ -137,8 +139,12 @@ def paced_producer(
 
 
 def latency_collector(
-    bootstrap: str, seconds: float, ready: multiprocessing.Event, out: multiprocessing.Queue
-) -> None:  # type: ignore[type-arg]
+    bootstrap: str,
+    seconds: float,
+    first_seq: int,
+    ready: multiprocessing.Event,  # type: ignore[valid-type]
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     partitions = [
         TopicPartition(MACHINE_STATE, p)
@@ -155,8 +161,12 @@ def latency_collector(
         for records in consumer.poll(timeout_ms=200).values():
             now = datetime.now(UTC)
             for record in records:
-                ts = datetime.fromisoformat(json.loads(record.value)["ts"])
-                latencies.append((now - ts).total_seconds() * 1000.0)
+                state = json.loads(record.value)
+                if state["seq"] < first_seq:
+                    continue  # a state of the throughput phase, not of the paced readings
+                latencies.append(
+                    (now - datetime.fromisoformat(state["ts"])).total_seconds() * 1000.0
+                )
     consumer.close()
     out.put(latencies)
 
@@ -173,7 +183,8 @@ def measure_latency(
     ready = multiprocessing.Event()
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     collector = multiprocessing.Process(
-        target=latency_collector, args=(kafka.bootstrap_servers, seconds + 8, ready, queue)
+        target=latency_collector,
+        args=(kafka.bootstrap_servers, seconds + 8, first_seq, ready, queue),
     )
     collector.start()
     ready.wait(30)
