@@ -251,6 +251,9 @@ class Schedule(Event):
     bound: float | None = None
     gap: float | None = None
     solve_seconds: float
+    freeze_until: UtcDatetime | None = Field(
+        default=None, description="operations starting before this time were kept in place"
+    )
 
 
 # --- plantpulse.models -------------------------------------------------------------------

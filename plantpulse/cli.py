@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from plantpulse.cli_dashboard import dashboard as dashboard_command
+from plantpulse.cli_flows import flows_app
 from plantpulse.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ replay_app = typer.Typer(help="Replay recorded data into Kafka.", no_args_is_hel
 data_app = typer.Typer(help="Find and download the public datasets.", no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
 app.add_typer(data_app, name="data")
+app.add_typer(flows_app, name="flows")
 
 logger = logging.getLogger("plantpulse")
 

@@ -80,9 +80,12 @@ def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
             options.makespan_weight,
             options.tardiness_weight,
             options.maintenance_cost_weight,
+            options.changes_weight,
         ),
         unit_minutes=options.time_unit_minutes,
         debounce_s=options.debounce_s,
+        freeze_minutes=options.freeze_minutes,
+        max_wait_s=options.max_wait_s,
         history=open_history(settings.history),
     )
     return StreamProcessor(kafka, SCHEDULER_GROUP, SCHEDULER_TOPICS, service, producer)

@@ -67,6 +67,15 @@ class SchedulerSettings(BaseModel):
     makespan_weight: float = Field(default=1.0, ge=0)
     tardiness_weight: float = Field(default=1.0, ge=0)
     maintenance_cost_weight: float = Field(default=0.1, ge=0)
+    changes_weight: float = Field(
+        default=1.0, ge=0, description="cost of each operation moved against the published schedule"
+    )
+    freeze_minutes: int = Field(
+        default=60, ge=0, description="published operations starting this soon stay in place"
+    )
+    max_wait_s: float = Field(
+        default=30.0, gt=0, description="longest delay of a re-plan while triggers keep arriving"
+    )
 
 
 class DashboardSettings(BaseModel):

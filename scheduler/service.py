@@ -469,6 +469,7 @@ def to_schedule_event(
     plan_version: str,
     model_versions: list[str],
     first_operation: Mapping[str, int] | None = None,
+    freeze_minutes: int = 0,
 ) -> Schedule:
     """Convert a solver result on the unit grid back to wall-clock times.
 
@@ -513,6 +514,7 @@ def to_schedule_event(
         bound=solved.bound,
         gap=solved.gap,
         solve_seconds=solved.solve_seconds,
+        freeze_until=origin + timedelta(minutes=freeze_minutes) if freeze_minutes > 0 else None,
     )
 
 
@@ -645,6 +647,7 @@ class SchedulerService:
             self.plan_version(),
             model_versions,
             snapshot.first_operation,
+            self.freeze_minutes,
         )
         self.producer.send(SCHEDULE, self.plant_id, event)
         self.producer.flush()

@@ -275,8 +275,7 @@
     const container = byId("gantt");
     const operations = schedule.operations;
     const windows = schedule.maintenance_windows;
-    // NOTE: the Schedule event has no freeze window field yet. A field named `freeze_until`
-    // (an ISO time) is drawn as frozen from `created` to that time, if events gain one.
+    // Operations starting between `created` and `freeze_until` were kept in place.
     const freezeUntil = schedule.freeze_until ? Date.parse(schedule.freeze_until) : null;
     const created = Date.parse(schedule.created);
 
