@@ -46,7 +46,15 @@ DataDirOption = Annotated[
 ]
 
 
-def _setup(config: Path | None, **overrides: object) -> Settings:
+def _setup(
+    config: Path | None,
+    quiet_loggers: tuple[str, ...] = ("kafka", "prefect", "httpx"),
+    **overrides: object,
+) -> Settings:
+    """Load settings, or exit 2 with the reason, and configure logging.
+
+    `quiet_loggers` are raised to WARNING unless the log level is stricter already.
+    """
     try:
         settings = load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
     except (FileNotFoundError, ValueError) as error:
@@ -57,7 +65,7 @@ def _setup(config: Path | None, **overrides: object) -> Settings:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("kafka", "prefect", "httpx"):
+    for noisy in quiet_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
 

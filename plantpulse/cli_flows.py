@@ -7,15 +7,13 @@ stays fast.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from plantpulse.settings import Settings, load_settings
+from plantpulse.settings import Settings
 
 if TYPE_CHECKING:
     from flows import FlowSettings
@@ -38,19 +36,11 @@ AnnounceOption = Annotated[
 
 
 def _setup(config: Path | None) -> Settings:
-    try:
-        settings = load_settings(config)
-    except (FileNotFoundError, ValueError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from error
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("kafka", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    return settings
+    # Imported here because plantpulse.cli imports this module to mount the commands.
+    from plantpulse.cli import _setup as setup_cli
+
+    # Prefect's own log lines stay visible: they report the flow and task runs.
+    return setup_cli(config, quiet_loggers=("kafka", "httpx"))
 
 
 def _flow_settings(settings: Settings, data_dir: Path | None, announce: bool) -> FlowSettings:
@@ -66,8 +56,9 @@ def _flow_settings(settings: Settings, data_dir: Path | None, announce: bool) ->
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
+    from plantpulse.cli import _fail as fail_cli
+
+    return fail_cli(message)
 
 
 @run_app.command("retrain")
