@@ -1,11 +1,13 @@
 """Streaming throughput and latency of the predictor beside a bare kafka-python consumer.
 
-One run: C-MAPSS training trajectories are spread over many machines and written to the
-sensor topic; then (1) a bare consumer reads and JSON-decodes every record (the ceiling),
-(2) the predictor consumes the same records end to end (validation, windows, micro-batched
-inference, one MachineState per window, commits after flush), and (3) a paced producer
-sends fresh readings at a fraction of the measured predictor rate while a separate
-process measures event-to-MachineState latency.
+One run writes C-MAPSS training trajectories, spread over many machines, to the sensor
+topic and then measures three things:
+
+1. the ceiling: a bare consumer that reads and JSON-decodes every record;
+2. the predictor over the same records, end to end (validation, windows, micro-batched
+   inference, one MachineState per window, commits after flush);
+3. event-to-MachineState latency, measured in a separate process, while a paced producer
+   sends fresh readings at a fraction of the measured predictor rate.
 
     python benchmarks/stream.py --readings 1000000 --machines 500
 """

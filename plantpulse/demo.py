@@ -155,9 +155,9 @@ HISTORY_MARKER = ".plantpulse-demo-history"
 def _fresh_history_dir(output_dir: Path) -> Path:
     """Return an empty history folder for this run inside `output_dir`.
 
-    The embedded broker forgets everything between runs, so the demo's history must too:
-    otherwise the predictor would warm its windows from an earlier run's readings. Only a
-    folder that an earlier demo created (it carries a marker file) is removed.
+    The embedded broker keeps nothing between runs, so the demo's history must not either,
+    because the predictor would otherwise warm its windows from an earlier run's
+    readings. Only a folder that an earlier demo created (it has a marker file) is removed.
     """
     folder = output_dir / "history"
     if folder.exists():
