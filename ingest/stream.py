@@ -137,6 +137,13 @@ class Checkpoint:
     def record_processed(self, partition: TopicPartition, offset: int) -> None:
         self._pending[partition] = offset + 1
 
+    def discard(self, partitions: set[TopicPartition]) -> int:
+        """Forget the pending offsets of `partitions`; return how many had any."""
+        dropped = [partition for partition in partitions if partition in self._pending]
+        for partition in dropped:
+            del self._pending[partition]
+        return len(dropped)
+
     def due(self) -> bool:
         return bool(self._pending) and time.monotonic() - self._last_commit >= self._interval_s
 
@@ -175,13 +182,26 @@ class Checkpoint:
         )
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):
+class _ReleaseOnRevoke(ConsumerRebalanceListener):
+    """Drops the uncommitted offsets of partitions that a rebalance takes away.
+
+    kafka-python 3.0.12 calls this listener on the consumer's network thread, where a
+    blocking commit raises, so nothing is committed here. The new owner resumes from the
+    last commit, which is at most one commit interval behind, and processes those
+    records again: at-least-once, with history writes that overwrite rather than repeat.
+    """
+
     def __init__(self, processor: StreamProcessor) -> None:
         self._processor = processor
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self._processor.checkpoint.commit(set(revoked))
-        logger.info("partitions revoked after commit: %s", sorted(str(tp) for tp in revoked))
+        dropped = self._processor.checkpoint.discard(set(revoked))
+        logger.info(
+            "partitions revoked: %s; %d of them had uncommitted records, which their next "
+            "owner processes again",
+            sorted(str(tp) for tp in revoked),
+            dropped,
+        )
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         logger.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
@@ -208,7 +228,7 @@ class StreamProcessor:
         self.producer = producer
         self.dead_letters = DeadLetterSink(producer)
         self.consumer = KafkaConsumer(**config.consumer_options(group_id))
-        self.consumer.subscribe(topics, listener=_CommitOnRevoke(self))
+        self.consumer.subscribe(topics, listener=_ReleaseOnRevoke(self))
         self.checkpoint = Checkpoint(self.consumer, producer, handler, commit_interval_s)
         self.records_in = 0
 

@@ -132,3 +132,80 @@ def test_predictor_survives_five_sigkills_without_loss_or_duplicates(
     assert len(per_machine) == MACHINES
     assert set(per_machine.values()) == {READINGS_PER_MACHINE - WINDOW + 1}
     assert len(read_topic(kafka, "plantpulse.machine-state", timeout_s=120)) >= len(points)
+
+
+def test_two_predictors_split_partitions_and_take_over(
+    kafka: KafkaConfig, data_dir: Path, trained_registry: Path, tmp_path: Path
+) -> None:
+    ensure_topics(kafka)
+    total = replay(kafka, data_dir)
+    history_dir = tmp_path / "history"
+    environment = {
+        **os.environ,
+        "PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "PLANTPULSE_REGISTRY_DIR": str(trained_registry),
+        "PLANTPULSE_HISTORY__PATH": str(history_dir),
+    }
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+
+    def start(log_path: Path) -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "plantpulse.cli", "predictor"],
+                env=environment,
+                stdout=log,
+                stderr=log,
+            )
+
+    first, second = start(logs[0]), start(logs[1])
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            both_assigned = all(
+                'partitions assigned: ["TopicPartition' in log.read_text() for log in logs
+            )
+            if both_assigned and committed_total(kafka) > 0:
+                break
+            time.sleep(0.5)
+        first_assignment = [
+            line for line in logs[0].read_text().splitlines() if "partitions assigned" in line
+        ][-1]
+        second_assignment = [
+            line for line in logs[1].read_text().splitlines() if "partitions assigned" in line
+        ][-1]
+        assert (
+            first_assignment.count("TopicPartition") + second_assignment.count("TopicPartition")
+            == kafka.partitions
+        )
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        killed_at = committed_total(kafka)
+        deadline = time.monotonic() + 600
+        while committed_total(kafka) < total and time.monotonic() < deadline:
+            time.sleep(2.0)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0, logs[1].read_text()[-3000:]
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.kill()
+
+    assert killed_at < total
+    assert committed_total(kafka) == total
+    final_assignment = [
+        line for line in logs[1].read_text().splitlines() if "partitions assigned" in line
+    ][-1]
+    assert final_assignment.count("TopicPartition") == kafka.partitions
+    history = ParquetHistory(history_dir)
+    try:
+        points = history.read(
+            MACHINE_STATE, START, START + timedelta(hours=READINGS_PER_MACHINE + 1)
+        )
+    finally:
+        history.close()
+    keys = Counter((point.tags["machine_id"], point.time) for point in points)
+    assert max(keys.values()) == 1
+    per_machine = Counter(point.tags["machine_id"] for point in points)
+    assert len(per_machine) == MACHINES
+    assert set(per_machine.values()) == {READINGS_PER_MACHINE - WINDOW + 1}
