@@ -284,3 +284,57 @@ def test_page_schedule_live_update_language(
     browser.refresh()
     wait.until(lambda d: heading(d, "machines-section") == "设备")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+
+
+def test_short_demo_page_draws_latest_schedule(
+    browser: WebDriver, artifacts: Path, data_dir: Path, trained_registry: Path, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    output = tmp_path / "demo"
+    environment = {**os.environ, "PLANTPULSE_DASHBOARD__PORT": "0"}
+    command = [
+        sys.executable, "-m", "plantpulse.cli", "demo", "--dashboard",
+        "--data-dir", str(data_dir), "--machines", "6", "--time-limit", "3",
+        "--registry", str(trained_registry), "--output", str(output),
+    ]  # fmt: skip
+    log_path = tmp_path / "demo.log"
+    with log_path.open("w") as log:
+        demo = subprocess.Popen(
+            command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    try:
+        wait_until(
+            lambda: "keep running" in log_path.read_text() or demo.poll() is not None,
+            600,
+            "the demo did not reach its report",
+        )
+        text = log_path.read_text()
+        assert demo.poll() is None, text[-3000:]
+        url = next(
+            line.split("dashboard on ", 1)[1].strip()
+            for line in text.splitlines()
+            if "dashboard on " in line
+        )
+        latest = Schedule.model_validate_json((output / "schedule.json").read_text())
+
+        browser.get(url)
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(
+                By.CSS_SELECTOR, f'#gantt svg[data-schedule-id="{latest.schedule_id}"]'
+            )
+        )
+        assert_schedule_drawn(browser, latest)
+        rows = browser.find_elements(By.CSS_SELECTOR, "#machines tbody tr")
+        assert len(rows) == 6
+        save_full_page(browser, artifacts / "dashboard-demo.png")
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+    assert demo.returncode == 0, log_path.read_text()[-3000:]
