@@ -72,7 +72,7 @@ def log_end_offsets(
 ) -> dict[TopicPartition, int]:
     """Return the log-end offset of each partition, as far as this consumer can tell.
 
-    NOTE: Tansu v0.6.0 answers ListOffsets(latest) with an offset that can be one short of
+    NOTE: Tansu v0.6.0 responds to ListOffsets(latest) with an offset that can be one short of
     the log end, while its fetch responses carry the right high watermark. So the larger
     of the listed end and the high watermark of the last fetch is used; before a
     partition's first fetch only the listed end is known.

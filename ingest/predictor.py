@@ -99,7 +99,7 @@ class Predictor:
         self.windows = self._new_windows()
         self._pending: list[Window] = []
         # NOTE: buffers are not dropped when a rebalance takes a machine's partition away,
-        # so if the partition comes back later its window still holds the readings from
+        # so if the partition comes back later its window still contains the readings from
         # before, with a gap in between, until W new readings have replaced them.
         self._warmed: set[str] = set()
         self.stats = PredictorStats()

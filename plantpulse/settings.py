@@ -74,7 +74,7 @@ class SchedulerSettings(BaseModel):
         default=60, ge=0, description="published operations starting this soon stay in place"
     )
     max_wait_s: float = Field(
-        default=30.0, gt=0, description="longest delay of a re-plan while triggers keep arriving"
+        default=30.0, gt=0, description="maximum delay of a re-plan while triggers keep arriving"
     )
 
 
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
 
 
 class SettingsError(ValueError):
-    """The settings file or environment holds an invalid or unreadable value."""
+    """The settings file or environment contains an invalid or unreadable value."""
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -274,7 +274,7 @@ def _job(
 ) -> Job:
     """Return the plan job of the open operations of a released job.
 
-    A job with a started operation has been released, whatever its release time says.
+    A job with a started operation has been released, whatever its release time is.
     """
     release = 0 if started else _units(released.release - now, unit_minutes)
     due = None
