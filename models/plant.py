@@ -254,15 +254,15 @@ class PlantDescription(Diagnosable):
                 )
         for component, mode in self.failure_modes():
             where = f"failure mode {mode.name!r} of component {component.name!r}"
-            for channel in mode.indicators:
-                if channel not in channels:
+            for indicator in mode.indicators:
+                if indicator not in channels:
                     problems.append(
-                        f"{where} names indicator channel {channel!r}, which is not a channel"
+                        f"{where} names indicator channel {indicator!r}, which is not a channel"
                     )
-            for action in mode.actions:
-                if action not in actions:
+            for action_name in mode.actions:
+                if action_name not in actions:
                     problems.append(
-                        f"{where} names action {action!r}, which is not one of {sorted(actions)}"
+                        f"{where} names action {action_name!r}, which is not one of {sorted(actions)}"
                     )
         for action in self.actions:
             crew = next((c for c in self.crews if c.skill == action.skill), None)
