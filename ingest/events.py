@@ -191,6 +191,29 @@ class RemainingUsefulLife(BaseModel):
         return self
 
 
+class LikelyCause(BaseModel):
+    """A failure mode that the attributed channels point at, with its share of the evidence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    component: str
+    failure_mode: str
+    score: FiniteFloat = Field(ge=0.0, le=1.0)
+    evidence: list[str] = Field(default_factory=list, description="channels behind the score")
+
+
+class RecommendedAction(BaseModel):
+    """The maintenance action the plant description recommends for the most likely cause."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    duration_minutes: int = Field(gt=0)
+    skill: str
+    crew_size: int = Field(default=1, ge=1)
+    cost: FiniteFloat = Field(default=0.0, ge=0.0)
+
+
 class MachineState(Event):
     """The fusion model's view of one machine after one reading."""
 
@@ -202,6 +225,8 @@ class MachineState(Event):
     state_probabilities: dict[HealthState, FiniteFloat]
     rul: RemainingUsefulLife
     top_channels: list[str] = Field(default_factory=list)
+    likely_causes: list[LikelyCause] = Field(default_factory=list)
+    recommended_action: RecommendedAction | None = None
 
 
 # --- plantpulse.schedule ---------------------------------------------------------------

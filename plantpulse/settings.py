@@ -11,7 +11,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -23,6 +23,9 @@ from pydantic_settings import (
 
 from ingest.config import KafkaConfig
 from ingest.history import HistoryConfig
+
+if TYPE_CHECKING:
+    from models.plant import PlantDescription
 
 # The TOML file of the `load_settings` call in progress; a context variable, so loading
 # settings never changes the process environment.
@@ -107,6 +110,10 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path | None = Field(default=None, description="datasets folder")
+    plant: Path | None = Field(
+        default=None,
+        description="plant description file (TOML or YAML); the shipped C-MAPSS example when unset",
+    )
     registry_dir: Path = Field(default_factory=lambda: _user_state_dir() / "registry")
     output_dir: Path = Path("plantpulse-output")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -178,3 +185,15 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         ) from error
     finally:
         _CONFIG_FILE.reset(token)
+
+
+def load_plant_description(settings: Settings) -> PlantDescription:
+    """Load the plant description that ``settings.plant`` names, or the shipped C-MAPSS one.
+
+    Raises models.plant.PlantDescriptionError naming the file and field when it is invalid.
+    """
+    from models.plant import example_plant, load_plant  # imports torch through models
+
+    if settings.plant is None:
+        return example_plant("cmapss")
+    return load_plant(settings.plant)
