@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -215,7 +215,9 @@ def replay_cmapss(
     ] = "test_FD001.txt",
     machines: Annotated[int | None, typer.Option(min=1, help="Only the first N engines.")] = None,
 ) -> None:
-    """Send C-MAPSS engines to the sensor topic, one reading per cycle."""
+    """Send C-MAPSS engines to the sensor topic, one reading per cycle, ending now."""
+    import numpy as np
+
     from ingest.clients import EventProducer, ensure_topics
     from ingest.datasets import dataset_path
     from ingest.replay import cmapss_readings, cmapss_units, publish_readings, read_cmapss_rows
@@ -224,8 +226,12 @@ def replay_cmapss(
     _announce_kafka(settings)
     rows = read_cmapss_rows(dataset_path("cmapss", file, _data_dir(settings, data_dir)))
     units = cmapss_units(rows)[:machines] if machines else None
-    start = datetime.now(UTC).replace(microsecond=0)
     cycle_minutes = 60.0 / settings.scheduler.cycles_per_hour
+    # Every engine's last cycle lands at the present, as in a plant observed up to now; a
+    # later time would put readings in the future, which the predictor dead-letters.
+    selected = rows if units is None else rows[np.isin(rows[:, 0], units)]
+    longest_run = timedelta(minutes=cycle_minutes * float(selected[:, 1].max()))
+    start = datetime.now(UTC).replace(microsecond=0) - longest_run
     with _kafka_errors(settings.kafka.bootstrap_servers):
         ensure_topics(settings.kafka)
         producer = EventProducer(settings.kafka)
