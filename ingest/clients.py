@@ -10,6 +10,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 
 from ingest.config import KafkaConfig
 from ingest.events import Event
@@ -43,20 +44,50 @@ def ensure_topics(config: KafkaConfig, topics: Iterable[str] = ALL_TOPICS) -> li
 
 
 class EventProducer:
-    """Sends events as JSON, keyed so that one key's events keep their order."""
+    """Sends events as JSON, keyed so that one key's events keep their order.
+
+    A keyed record goes to the partition that kafka-python's default partitioner (and
+    the Java client's) picks: murmur2 of the key modulo the partition count. The choice
+    is cached per topic and key, so each record skips the partitioner's metadata lookups
+    and hash. The partition count is re-read every `PARTITIONS_TTL_S` seconds.
+    """
+
+    PARTITIONS_TTL_S = 60.0
 
     def __init__(self, config: KafkaConfig) -> None:
         self._producer = KafkaProducer(**config.producer_options())
+        self._partitions: dict[str, tuple[float, int, dict[bytes, int]]] = {}
         self.sent = 0
 
     def send(self, topic: str, key: str | None, event: Event) -> None:
         self.send_bytes(topic, key, event.to_json_bytes())
 
     def send_bytes(self, topic: str, key: str | None, value: bytes) -> None:
-        self._producer.send(
-            topic, key=key.encode("utf-8") if key is not None else None, value=value
-        )
+        if key is None:
+            self._producer.send(topic, value=value)
+        else:
+            encoded = key.encode("utf-8")
+            partition = self._partition(topic, encoded)
+            self._producer.send(topic, key=encoded, value=value, partition=partition)
         self.sent += 1
+
+    def _partition(self, topic: str, key: bytes) -> int:
+        now = time.monotonic()
+        cached = self._partitions.get(topic)
+        if cached is None or now - cached[0] > self.PARTITIONS_TTL_S:
+            # partitions_for waits for the topic's metadata, as a send without a partition does.
+            count = len(self._producer.partitions_for(topic))
+            if cached is None or cached[1] != count:
+                cached = (now, count, {})
+            else:
+                cached = (now, count, cached[2])
+            self._partitions[topic] = cached
+        _, count, by_key = cached
+        partition = by_key.get(key)
+        if partition is None:
+            partition = (murmur2(key) & 0x7FFFFFFF) % count
+            by_key[key] = partition
+        return partition
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Block until every sent record is acknowledged by the broker."""

@@ -72,6 +72,12 @@ def decode_event(adapter: TypeAdapter[Any], value: bytes | None) -> Any:
     if len(value) > MAX_RECORD_BYTES:
         raise ValueError(f"record of {len(value)} bytes exceeds the limit of {MAX_RECORD_BYTES}")
     try:
+        # Fast path: parse and validate in one call. Events pin schema_version to 1, so an
+        # unknown version fails here too, and the slow path below names the reason.
+        return adapter.validate_json(value)
+    except ValidationError:
+        pass
+    try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"value is not UTF-8: {error}") from error

@@ -19,8 +19,10 @@ class MissingChannelError(ValueError):
 
 @dataclass(slots=True)
 class _Buffer:
-    channels: np.ndarray  # (W, C), rows written cyclically
-    context: np.ndarray  # (W, K)
+    # Each reading is written twice, at row i and row i + W, so the last W readings are
+    # always one contiguous slice and a window needs no reordering.
+    channels: np.ndarray  # (2W, C)
+    context: np.ndarray  # (2W, K)
     filled: int = 0
     last_seq: int = -1
     since_window: int = 0
@@ -67,7 +69,11 @@ class MachineWindows:
 
     def _extract(self, reading: SensorReading) -> tuple[np.ndarray, np.ndarray]:
         try:
-            values = np.array([reading.channels[name] for name in self.channels], dtype=np.float32)
+            values = np.fromiter(
+                map(reading.channels.__getitem__, self.channels),
+                dtype=np.float32,
+                count=len(self.channels),
+            )
         except KeyError as error:
             raise MissingChannelError(
                 f"reading of {reading.machine_id} lacks channel {error.args[0]!r} the model needs"
@@ -99,8 +105,8 @@ class MachineWindows:
                     )
                 return None
             buffer = _Buffer(
-                channels=np.zeros((self.window, len(self.channels)), dtype=np.float32),
-                context=np.zeros((self.window, len(self.context_fields)), dtype=np.float32),
+                channels=np.zeros((2 * self.window, len(self.channels)), dtype=np.float32),
+                context=np.zeros((2 * self.window, len(self.context_fields)), dtype=np.float32),
             )
             self._buffers[reading.machine_id] = buffer
 
@@ -110,8 +116,8 @@ class MachineWindows:
         buffer.last_seq = reading.seq
 
         row = buffer.filled % self.window
-        buffer.channels[row] = values
-        buffer.context[row] = context
+        buffer.channels[row] = buffer.channels[row + self.window] = values
+        buffer.context[row] = buffer.context[row + self.window] = context
         buffer.filled += 1
         if buffer.filled < self.window:
             return None
@@ -120,9 +126,14 @@ class MachineWindows:
             return None
         buffer.since_window = 0
 
-        start = buffer.filled % self.window
-        order = np.r_[start : self.window, 0:start]
-        return Window(reading.machine_id, reading, buffer.channels[order], buffer.context[order])
+        # Copies, because later readings of this machine overwrite the buffer rows.
+        latest = slice(row + 1, row + 1 + self.window)
+        return Window(
+            reading.machine_id,
+            reading,
+            buffer.channels[latest].copy(),
+            buffer.context[latest].copy(),
+        )
 
     def forget(self, machine_id: str) -> None:
         """Drop a machine's buffer (its partition moved to another consumer)."""

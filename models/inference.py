@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from models.device import resolve_device
-from models.fusion import FusionConfig, FusionModel
+from models.fusion import FusionConfig, FusionModel, FusionOutput
 from models.normaliser import Normaliser
 from models.registry import NoChampionError, Registry, RegistryError
 
@@ -229,12 +229,12 @@ class InferenceEngine:
         sensor_tensor = torch.from_numpy(np.ascontiguousarray(sensors)).to(self._device)
         context_tensor = torch.from_numpy(np.ascontiguousarray(context)).to(self._device)
 
-        with torch.inference_mode():
-            output = served.model(sensor_tensor, context_tensor)
-            quantiles = output.rul_quantiles.clamp(min=0.0).cpu().numpy()  # (b, Q)
-            probabilities = torch.softmax(output.state_logits, dim=1).cpu().numpy()  # (b, S)
-
-        attributions = channel_attributions(served.model, sensor_tensor, context_tensor)
+        # One forward pass with input gradients gives both the outputs and the attributions.
+        output, attributions = predict_with_attributions(
+            served.model, sensor_tensor, context_tensor
+        )
+        quantiles = output.rul_quantiles.clamp(min=0.0).cpu().numpy()  # (b, Q)
+        probabilities = torch.softmax(output.state_logits, dim=1).cpu().numpy()  # (b, S)
         top_indices = torch.topk(attributions, k=min(TOP_CHANNEL_COUNT, attributions.shape[1]))
         top_positions = top_indices.indices.cpu().numpy()  # (b, 3)
 
@@ -271,9 +271,22 @@ def channel_attributions(
     the channel moves p50 away from a window at the training mean. One backward
     pass covers the whole batch because windows do not interact in the model.
     """
+    return predict_with_attributions(model, sensors, context)[1]
+
+
+def predict_with_attributions(
+    model: FusionModel, sensors: torch.Tensor, context: torch.Tensor
+) -> tuple[FusionOutput, torch.Tensor]:
+    """Run the model once and return its detached outputs and the channel scores (B, C).
+
+    The scores are those of ``channel_attributions``; sharing the forward pass saves
+    the second pass that separate prediction and attribution would need.
+    """
     with torch.enable_grad():
         inputs = sensors.detach().clone().requires_grad_(True)  # (B, W, C)
         output = model(inputs, context)
         median = output.rul_quantiles[:, model.median_index].sum()
         (gradient,) = torch.autograd.grad(median, inputs)  # (B, W, C)
-    return (gradient * inputs.detach()).sum(dim=1).abs()  # (B, C)
+    attributions = (gradient * inputs.detach()).sum(dim=1).abs()  # (B, C)
+    detached = FusionOutput(output.rul_quantiles.detach(), output.state_logits.detach())
+    return detached, attributions

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.clients import EventProducer, ensure_topics, read_topic
 from ingest.config import KafkaConfig
@@ -118,3 +118,26 @@ def test_offsets_are_committed_to_the_end_after_processing(kafka: KafkaConfig) -
     check.close()
     assert sum(records_per_partition.values()) == 24
     assert committed == {p: records_per_partition[p] for p in range(kafka.partitions)}
+
+
+def test_producer_partitions_keys_as_kafka_python_does(kafka: KafkaConfig) -> None:
+    ensure_topics(kafka, [SENSORS])
+    machines = [f"machine-{n:03d}" for n in range(40)]
+    cached = EventProducer(kafka)
+    for machine in machines:
+        cached.send_bytes(SENSORS, machine, b'{"by": "cached"}')
+    cached.close()
+    plain = KafkaProducer(**kafka.producer_options())
+    for machine in machines:
+        plain.send(SENSORS, key=machine.encode(), value=b'{"by": "default"}')
+    plain.close()
+
+    partitions: dict[bytes, dict[str, int]] = {}
+    for record in read_topic(kafka, SENSORS):
+        by = "cached" if b"cached" in record.value else "default"
+        partitions.setdefault(record.key, {})[by] = record.partition
+
+    assert len(partitions) == 40
+    assert {p["cached"] for p in partitions.values()} == set(range(kafka.partitions))
+    for key, chosen in partitions.items():
+        assert chosen["cached"] == chosen["default"], key
