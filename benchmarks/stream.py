@@ -98,14 +98,14 @@ def measure_ceiling(kafka: KafkaConfig, expected: int) -> tuple[float, float]:
 
 
 def measure_predictor(
-    kafka: KafkaConfig, registry: Path, expected: int
+    kafka: KafkaConfig, registry: Path, expected: int, stride: int = 1
 ) -> tuple[StreamProcessor, float, float]:
     """Run the predictor over `expected` records; return (processor, records/s, s)."""
     torch.set_num_threads(1)  # as the predictor service does by default
     engine = InferenceEngine.from_registry(registry, device="cpu")
     output = EventProducer(kafka)
     processor = StreamProcessor(
-        kafka, PREDICTOR_GROUP, [SENSORS], Predictor(engine, output), output
+        kafka, PREDICTOR_GROUP, [SENSORS], Predictor(engine, output, stride=stride), output
     )
     first: float | None = None
     while processor.records_in < expected:
@@ -147,7 +147,11 @@ def latency_collector(
     ready: multiprocessing.Event,  # type: ignore[valid-type]
     out: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=KafkaConfig().fetch_max_wait_ms,
+    )
     partitions = [
         TopicPartition(MACHINE_STATE, p)
         for p in sorted(consumer.partitions_for_topic(MACHINE_STATE) or [])
@@ -238,6 +242,9 @@ def main() -> int:
         "--registry", type=Path, default=Path.home() / ".local/share/plantpulse/registry"
     )
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--stride", type=int, default=1, help="predict on every n-th reading of a machine"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -258,7 +265,9 @@ def main() -> int:
 
         ceiling, ceiling_seconds = measure_ceiling(kafka, readings)
         logger.info("ceiling: %.0f records/s", ceiling)
-        processor, rate, seconds = measure_predictor(kafka, args.registry, readings)
+        processor, rate, seconds = measure_predictor(
+            kafka, args.registry, readings, stride=args.stride
+        )
         states = processor.handler.stats.states  # type: ignore[attr-defined]
         logger.info("predictor: %.0f readings/s, %d machine states", rate, states)
 
@@ -278,6 +287,7 @@ def main() -> int:
         "readings": readings,
         "machines": args.machines,
         "partitions": args.partitions,
+        "stride": args.stride,
         "fill_readings_per_s": readings / fill_seconds,
         "ceiling_records_per_s": ceiling,
         "ceiling_seconds": ceiling_seconds,

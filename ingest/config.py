@@ -36,6 +36,12 @@ class KafkaConfig(BaseModel):
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     max_poll_interval_ms: int = Field(default=10000, ge=1000)
     max_poll_records: int = Field(default=500, ge=1)
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=0,
+        description="maximum time a fetch waits for new records; Tansu holds every fetch "
+        "this long when a partition is idle, so it bounds the latency of a quiet stream",
+    )
     request_timeout_ms: int = Field(default=30000, ge=1000)
 
     def _common(self) -> dict[str, Any]:
@@ -66,6 +72,7 @@ class KafkaConfig(BaseModel):
             "heartbeat_interval_ms": self.heartbeat_interval_ms,
             "max_poll_interval_ms": self.max_poll_interval_ms,
             "max_poll_records": self.max_poll_records,
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
             "request_timeout_ms": max(self.request_timeout_ms, self.session_timeout_ms + 1000),
         }
 
