@@ -40,6 +40,7 @@ from plantpulse.broker import EmbeddedBroker
 
 logger = logging.getLogger("benchmarks.stream")
 START = datetime(2026, 1, 1, tzinfo=UTC)
+SCALE_OUT_GROUP = "bench-scale-out"
 
 
 def trajectory_source(data_dir: Path) -> list[np.ndarray]:
@@ -115,6 +116,88 @@ def measure_predictor(
     processor.checkpoint.commit()
     elapsed = time.perf_counter() - (first or time.perf_counter())
     return processor, processor.records_in / elapsed, elapsed
+
+
+def scale_out_member(
+    bootstrap: str,
+    partitions: int,
+    registry: str,
+    stride: int,
+    stop: multiprocessing.Event,  # type: ignore[valid-type]
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    """One predictor process of the scale-out group; reports its progress to `out`."""
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    torch.set_num_threads(1)
+    kafka = KafkaConfig(bootstrap_servers=bootstrap, partitions=partitions)
+    engine = InferenceEngine.from_registry(Path(registry), device="cpu")
+    output = EventProducer(kafka)
+    processor = StreamProcessor(
+        kafka, SCALE_OUT_GROUP, [SENSORS], Predictor(engine, output, stride=stride), output
+    )
+    first: float | None = None
+    last = time.time()
+    reported = 0
+    while not stop.is_set():  # type: ignore[attr-defined]
+        if processor.poll_once(timeout_ms=200):
+            last = time.time()
+            first = first if first is not None else last
+        if processor.records_in - reported >= 5000:
+            out.put(("progress", processor.records_in - reported))
+            reported = processor.records_in
+    processor.checkpoint.commit()
+    processor.close()
+    output.close()
+    out.put(("progress", processor.records_in - reported))
+    out.put(("done", processor.records_in, first, last))
+
+
+def measure_scale_out(
+    kafka: KafkaConfig, registry: Path, expected: int, members: int, stride: int
+) -> dict[str, float]:
+    """Run `members` predictor processes in one new group over the filled topic.
+
+    The time runs from the first record any member reads to the last one, so it
+    includes the group's rebalances. Records read twice after a rebalance count once in
+    `readings_per_s` and are reported as `reprocessed`.
+    """
+    # Spawned, not forked: a fork of a process that has run torch can hang in OpenMP.
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    queue = context.Queue()
+    processes = [
+        context.Process(
+            target=scale_out_member,
+            args=(kafka.bootstrap_servers, kafka.partitions, str(registry), stride, stop, queue),
+        )
+        for _ in range(members)
+    ]
+    for process in processes:
+        process.start()
+    processed = 0
+    while processed < expected:
+        kind, *values = queue.get(timeout=600)
+        if kind == "progress":
+            processed += values[0]
+    stop.set()
+    finished = []
+    while len(finished) < members:
+        kind, *values = queue.get(timeout=120)
+        if kind == "done":
+            finished.append(values)
+        else:
+            processed += values[0]
+    for process in processes:
+        process.join(timeout=60)
+    total = sum(records for records, _, _ in finished)
+    started = min(first for _, first, _ in finished if first is not None)
+    ended = max(last for _, first, last in finished if first is not None)
+    return {
+        "members": float(members),
+        "readings_per_s": expected / (ended - started),
+        "seconds": ended - started,
+        "reprocessed": float(max(0, total - expected)),
+    }
 
 
 def paced_producer(
@@ -245,6 +328,12 @@ def main() -> int:
     parser.add_argument(
         "--stride", type=int, default=1, help="predict on every n-th reading of a machine"
     )
+    parser.add_argument(
+        "--scale-out",
+        type=int,
+        default=0,
+        help="also run this many predictor processes in one group over the same records",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -283,6 +372,13 @@ def main() -> int:
         processor.close()
         processor.producer.close()
 
+        scale_out = None
+        if args.scale_out > 0:
+            scale_out = measure_scale_out(
+                kafka, args.registry, readings, args.scale_out, args.stride
+            )
+            logger.info("scale-out: %s", scale_out)
+
     figures = {
         "readings": readings,
         "machines": args.machines,
@@ -296,6 +392,7 @@ def main() -> int:
         "predictor_machine_states": states,
         "predictor_share_of_ceiling": rate / ceiling,
         "latency": latency,
+        "scale_out": scale_out,
     }
     print(json.dumps(figures, indent=2))
     if args.json:
