@@ -126,7 +126,7 @@ def scale_out_member(
     stop: multiprocessing.Event,  # type: ignore[valid-type]
     out: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
-    """One predictor process of the scale-out group; reports its progress to `out`."""
+    """Run one predictor process of the scale-out group and report its progress to `out`."""
     logging.getLogger("kafka").setLevel(logging.ERROR)
     torch.set_num_threads(1)
     kafka = KafkaConfig(bootstrap_servers=bootstrap, partitions=partitions)
