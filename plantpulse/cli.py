@@ -127,6 +127,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the whole pipeline on real data with an embedded broker, and print the results."""
+    from models.plant import PlantDescriptionError
     from plantpulse.demo import DemoOptions, DemoReport, format_report, run_demo, write_report
     from plantpulse.services import stop_on_signals
     from scheduler.plan import PlanError
@@ -162,6 +163,8 @@ def demo(
             on_report=show,
             on_dashboard=lambda url: typer.echo(f"dashboard on {url}"),
         )
+    except PlantDescriptionError as error:
+        raise _fail(str(error), code=2) from error
     except (FileNotFoundError, FileExistsError, PlanFileError, PlanError) as error:
         raise _fail(str(error)) from error
 
@@ -377,6 +380,7 @@ def evaluate(
 def predictor(config: ConfigOption = None) -> None:
     """Run the predictor until SIGINT or SIGTERM: readings in, machine states out."""
     from models import NoChampionError
+    from models.plant import PlantDescriptionError
     from plantpulse.services import build_predictor, run_until_stopped, stop_on_signals
 
     settings = _setup(config)
@@ -386,6 +390,8 @@ def predictor(config: ConfigOption = None) -> None:
             processor = build_predictor(settings, settings.kafka)
         except NoChampionError as error:
             raise _fail(f"{error}; train one with `plantpulse train`") from error
+        except PlantDescriptionError as error:
+            raise _fail(str(error), code=2) from error
         with stop_on_signals() as stop:
             run_until_stopped(processor, stop)
 
