@@ -36,6 +36,7 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 ContextValue = FiniteFloat | int | str | bool
 
 
@@ -212,6 +213,8 @@ class RecommendedAction(BaseModel):
     skill: str
     crew_size: int = Field(default=1, ge=1)
     cost: FiniteFloat = Field(default=0.0, ge=0.0)
+    description: str = ""
+    spare_parts: list[str] = Field(default_factory=list)
 
 
 class MachineState(Event):
@@ -225,6 +228,10 @@ class MachineState(Event):
     state_probabilities: dict[HealthState, FiniteFloat]
     rul: RemainingUsefulLife
     top_channels: list[str] = Field(default_factory=list)
+    channel_scores: dict[str, Share] = Field(
+        default_factory=dict,
+        description="each channel's share of the attribution on RUL p50; non-negative, sum 1",
+    )
     likely_causes: list[LikelyCause] = Field(default_factory=list)
     recommended_action: RecommendedAction | None = None
 

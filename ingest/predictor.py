@@ -7,6 +7,12 @@ and the stream processor calls it before every offset commit.
 With a history store, every reading and machine state is written to it and `flush`
 stores them before the commit. A machine seen for the first time since start-up gets its
 window filled from its stored readings, so its first prediction reads a full window.
+
+With a plant description, each machine state also names the likely causes (component and
+failure mode, from the prediction's channel shares) and the recommended maintenance
+action. A reading with a channel value outside that channel's valid range then goes to
+the dead-letter topic, because such a value comes from a faulty sensor or a wrong unit
+and would distort every window that contains it.
 """
 
 from __future__ import annotations
@@ -15,20 +21,31 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ingest.clients import EventProducer
-from ingest.events import MachineState, RemainingUsefulLife, SensorReading
+from ingest.events import (
+    LikelyCause,
+    MachineState,
+    RecommendedAction,
+    RemainingUsefulLife,
+    SensorReading,
+)
 from ingest.history import HistoryError, HistoryStore
 from ingest.stream import DeadLetterSink, DecodedRecord
 from ingest.topics import MACHINE_STATE
 from ingest.windows import MachineWindows, MissingChannelError, Window
 
+if TYPE_CHECKING:
+    from models.knowledge import Diagnosis, PlantKnowledge
+    from models.plant import PlantDescription
+
 logger = logging.getLogger(__name__)
 
 PREDICTOR_GROUP = "plantpulse-predictor"
+LIKELY_CAUSE_COUNT = 3
 
 
 class Prediction(Protocol):
@@ -44,6 +61,8 @@ class Prediction(Protocol):
     def state_probabilities(self) -> dict[str, float]: ...
     @property
     def top_channels(self) -> tuple[str, ...]: ...
+    @property
+    def channel_scores(self) -> dict[str, float]: ...
 
 
 class Engine(Protocol):
@@ -71,6 +90,7 @@ class PredictorStats:
     windows: int = 0
     states: int = 0
     batches: int = 0
+    out_of_range: int = 0
     per_machine: dict[str, int] = field(default_factory=dict)
 
 
@@ -87,8 +107,22 @@ class Predictor:
         output_topic: str = MACHINE_STATE,
         max_clock_skew: timedelta = timedelta(hours=24),
         history: HistoryStore | None = None,
+        plant: PlantDescription | None = None,
     ) -> None:
         self.engine = engine
+        self.plant = plant
+        self._knowledge: PlantKnowledge | None = None
+        self._valid_ranges: list[tuple[str, float | None, float | None, str]] = []
+        if plant is not None:
+            from models.knowledge import PlantKnowledge  # imports torch through models
+
+            self._knowledge = PlantKnowledge(plant)
+            self._valid_ranges = [
+                (channel.name, channel.valid_min, channel.valid_max, channel.unit)
+                for channel in plant.channels
+                if channel.valid_min is not None or channel.valid_max is not None
+            ]
+            self._warn_about_channels_without_evidence()
         self.history = history
         self.max_clock_skew = max_clock_skew
         self.producer = producer
@@ -128,6 +162,11 @@ class Predictor:
                     "ahead of this consumer's clock",
                 )
                 continue
+            out_of_range = self._out_of_range(reading)
+            if out_of_range is not None:
+                self.stats.out_of_range += 1
+                dead_letters.send_record(record, out_of_range)
+                continue
             accepted.append(reading)
             try:
                 window = self.windows.push(reading)
@@ -147,6 +186,35 @@ class Predictor:
         self._predict_pending()
         if self.history is not None:
             self.history.flush()
+
+    def _out_of_range(self, reading: SensorReading) -> str | None:
+        """Return the dead-letter reason when a channel value is outside its valid range."""
+        problems = []
+        for name, low, high, unit in self._valid_ranges:
+            value = reading.channels.get(name)
+            if value is None:
+                continue
+            if (low is not None and value < low) or (high is not None and value > high):
+                problems.append(f"{name} = {_quantity(value, unit)} (valid {_bounds(low, high)})")
+        if not problems:
+            return None
+        assert self.plant is not None
+        return (
+            f"reading of {reading.machine_id} is out of valid range: {'; '.join(problems)} "
+            f"in plant description {self.plant.plant_id}; check the sensor and its unit"
+        )
+
+    def _warn_about_channels_without_evidence(self) -> None:
+        assert self._knowledge is not None and self.plant is not None
+        without = [c for c in self.engine.channels if c not in self._knowledge.evidence_channels]
+        if without:
+            logger.warning(
+                "model %s reads channels %s, which observe no component in plant description "
+                "%s, so they never point at a likely cause",
+                self.engine.version,
+                without,
+                self.plant.plant_id,
+            )
 
     def _warm_from_history(self, records: list[DecodedRecord]) -> None:
         """Fill the window of each machine new to this process from its stored readings."""
@@ -197,6 +265,8 @@ class Predictor:
             )
             self.windows = self._new_windows()
             self._warmed.clear()
+        if self._knowledge is not None:
+            self._warn_about_channels_without_evidence()
         logger.info("predictor now serves model %s", self.engine.version)
         return True
 
@@ -209,6 +279,12 @@ class Predictor:
         predictions = self.engine.predict(channels, context)
         states: list[MachineState] = []
         for window, prediction in zip(batch, predictions, strict=True):
+            causes: list[LikelyCause] = []
+            action: RecommendedAction | None = None
+            if self._knowledge is not None:
+                diagnosis = self._knowledge.diagnose(prediction.channel_scores)
+                causes = likely_causes(diagnosis)
+                action = recommended_action(diagnosis)
             state = MachineState(
                 machine_id=window.machine_id,
                 ts=window.reading.ts,
@@ -220,6 +296,9 @@ class Predictor:
                     p10=prediction.rul_p10, p50=prediction.rul_p50, p90=prediction.rul_p90
                 ),
                 top_channels=list(prediction.top_channels),
+                channel_scores=prediction.channel_scores,
+                likely_causes=causes,
+                recommended_action=action,
             )
             self.producer.send(self.output_topic, window.machine_id, state)
             states.append(state)
@@ -231,3 +310,44 @@ class Predictor:
         self.stats.windows += len(batch)
         self.stats.states += len(batch)
         self.stats.batches += 1
+
+
+def likely_causes(diagnosis: Diagnosis, count: int = LIKELY_CAUSE_COUNT) -> list[LikelyCause]:
+    """Return the ``count`` highest-ranked failure modes of a diagnosis as event fields."""
+    return [
+        LikelyCause(
+            component=mode.component,
+            failure_mode=mode.failure_mode,
+            score=min(1.0, mode.score),
+            evidence=mode.channels,
+        )
+        for mode in diagnosis.failure_modes[:count]
+    ]
+
+
+def recommended_action(diagnosis: Diagnosis) -> RecommendedAction | None:
+    """Return the diagnosis's recommended action as an event field; None without evidence."""
+    action = diagnosis.recommended_action
+    if action is None:
+        return None
+    return RecommendedAction(
+        name=action.name,
+        duration_minutes=action.duration_minutes,
+        skill=action.skill,
+        crew_size=action.crew_size,
+        cost=action.cost,
+        description=action.description,
+        spare_parts=list(action.spare_parts),
+    )
+
+
+def _quantity(value: float, unit: str) -> str:
+    return f"{value:g} {unit}" if unit else f"{value:g}"
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    if low is None:
+        return f"at most {high:g}"
+    if high is None:
+        return f"at least {low:g}"
+    return f"{low:g} to {high:g}"

@@ -1,4 +1,4 @@
-"""Fusion model, C-MAPSS data, training, evaluation, registry and inference engine."""
+"""Fusion model, C-MAPSS data, training, evaluation, registry, inference and plant knowledge."""
 
 from models.cmapss import (
     RUL_CAP,
@@ -24,6 +24,14 @@ from models.evaluation import (
 )
 from models.fusion import FusionConfig, FusionModel, FusionOutput
 from models.inference import InferenceEngine, ModelParts, Prediction
+from models.knowledge import (
+    ChannelEvidence,
+    ComponentRanking,
+    Diagnosis,
+    FailureModeRanking,
+    PlantKnowledge,
+    diagnose,
+)
 from models.lineage import Lineage
 from models.normaliser import Normaliser
 from models.registry import (
@@ -48,9 +56,13 @@ __all__ = [
     "RUL_CAP",
     "SENSOR_CHANNELS",
     "SETTING_FIELDS",
+    "ChannelEvidence",
     "CmapssData",
+    "ComponentRanking",
     "CorruptVersionError",
+    "Diagnosis",
     "EngineRun",
+    "FailureModeRanking",
     "FusionConfig",
     "FusionModel",
     "FusionOutput",
@@ -62,6 +74,7 @@ __all__ = [
     "ModelParts",
     "NoChampionError",
     "Normaliser",
+    "PlantKnowledge",
     "Prediction",
     "Registry",
     "RegistryError",
@@ -72,6 +85,7 @@ __all__ = [
     "cap_rul",
     "classification_metrics",
     "constant_channels",
+    "diagnose",
     "evaluate_cmapss_test",
     "evaluate_engines",
     "fit_normaliser",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +24,12 @@ TOP_CHANNEL_COUNT = 3
 
 @dataclass(frozen=True)
 class Prediction:
-    """One window's prediction; RUL values are in cycles with 0 <= p10 <= p50 <= p90."""
+    """One window's prediction; RUL values are in cycles with 0 <= p10 <= p50 <= p90.
+
+    ``channel_scores`` maps every model channel to its share of the attribution on RUL
+    p50 (|gradient x input|, see ``channel_attributions``). The shares are non-negative
+    and sum to 1, except that they are all 0 when p50 does not depend on any channel.
+    """
 
     rul_p10: float
     rul_p50: float
@@ -32,6 +37,7 @@ class Prediction:
     state: str
     state_probabilities: dict[str, float]
     top_channels: tuple[str, ...]  # channels with the largest gradient x input on RUL p50
+    channel_scores: dict[str, float] = field(default_factory=dict)
 
 
 class ModelParts(Protocol):
@@ -237,6 +243,7 @@ class InferenceEngine:
         probabilities = torch.softmax(output.state_logits, dim=1).cpu().numpy()  # (b, S)
         top_indices = torch.topk(attributions, k=min(TOP_CHANNEL_COUNT, attributions.shape[1]))
         top_positions = top_indices.indices.cpu().numpy()  # (b, 3)
+        shares = attribution_shares(attributions).cpu().numpy()  # (b, C)
 
         config = served.config
         low, median, high = (
@@ -257,6 +264,7 @@ class InferenceEngine:
                     state=config.state_names[int(probabilities[row].argmax())],
                     state_probabilities=state_probabilities,
                     top_channels=tuple(config.channels[i] for i in top_positions[row]),
+                    channel_scores=dict(zip(config.channels, shares[row].tolist(), strict=True)),
                 )
             )
         return predictions
@@ -290,3 +298,11 @@ def predict_with_attributions(
     attributions = (gradient * inputs.detach()).sum(dim=1).abs()  # (B, C)
     detached = FusionOutput(output.rul_quantiles.detach(), output.state_logits.detach())
     return detached, attributions
+
+
+def attribution_shares(attributions: torch.Tensor) -> torch.Tensor:
+    """Divide each row of (B, C) non-negative attributions by its sum; an all-zero row stays 0."""
+    totals = attributions.sum(dim=1, keepdim=True)  # (B, 1)
+    return torch.where(
+        totals > 0, attributions / totals.clamp(min=torch.finfo(totals.dtype).tiny), 0.0
+    )

@@ -127,6 +127,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the whole pipeline on real data with an embedded broker, and print the results."""
+    from models.plant import PlantDescriptionError
     from plantpulse.demo import DemoOptions, DemoReport, format_report, run_demo, write_report
     from plantpulse.services import stop_on_signals
     from scheduler.plan import PlanError
@@ -162,6 +163,8 @@ def demo(
             on_report=show,
             on_dashboard=lambda url: typer.echo(f"dashboard on {url}"),
         )
+    except PlantDescriptionError as error:
+        raise _fail(str(error), code=2) from error
     except (FileNotFoundError, FileExistsError, PlanFileError, PlanError) as error:
         raise _fail(str(error)) from error
 
@@ -383,6 +386,7 @@ def evaluate(
 def predictor(config: ConfigOption = None) -> None:
     """Run the predictor until SIGINT or SIGTERM: readings in, machine states out."""
     from models import NoChampionError
+    from models.plant import PlantDescriptionError
     from plantpulse.services import build_predictor, run_until_stopped, stop_on_signals
 
     settings = _setup(config)
@@ -392,6 +396,8 @@ def predictor(config: ConfigOption = None) -> None:
             processor = build_predictor(settings, settings.kafka)
         except NoChampionError as error:
             raise _fail(f"{error}; train one with `plantpulse train`") from error
+        except PlantDescriptionError as error:
+            raise _fail(str(error), code=2) from error
         with stop_on_signals() as stop:
             run_until_stopped(processor, stop)
 
@@ -472,6 +478,64 @@ def schedule(
         raise _fail(f"cannot write the results: {error}") from error
     typer.echo(f"schedule written to {output}")
     typer.echo(f"Gantt chart written to {gantt}")
+
+
+@app.command()
+def explain(
+    machine: Annotated[str, typer.Argument(help="Machine id, e.g. engine-031.")],
+    config: ConfigOption = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parquet history folder (default: history.path; the demo writes OUTPUT/history).",
+        ),
+    ] = None,
+    plant: Annotated[
+        Path | None,
+        typer.Option(
+            help="Plant description file, TOML or YAML (default: the plant setting, or the "
+            "shipped C-MAPSS example)."
+        ),
+    ] = None,
+) -> None:
+    """Explain a machine's latest state: channels, components, failure modes and the action."""
+    from ingest.history import HistoryConfig, HistoryError, open_history
+    from models.knowledge import diagnose
+    from models.plant import PlantDescriptionError
+    from plantpulse.explain import format_explanation, latest_machine_state, missing_state_message
+    from plantpulse.settings import load_plant_description
+
+    settings = _setup(config, plant=plant)
+    try:
+        description = load_plant_description(settings)
+    except PlantDescriptionError as error:
+        raise _fail(str(error), code=2) from error
+    plant_source = str(settings.plant) if settings.plant else "the shipped C-MAPSS example"
+
+    store_config = settings.history
+    if history is not None:
+        store_config = HistoryConfig(backend="parquet", path=history)
+    if store_config.backend == "parquet":
+        assert store_config.path is not None  # Settings fills in the default folder
+        history_name = f"the history at {store_config.path}"
+        if not store_config.path.is_dir():
+            raise _fail(
+                f"no history at {store_config.path}: run `plantpulse predictor` or "
+                "`plantpulse demo` first, or pass the folder they wrote with --history"
+            )
+    else:
+        history_name = f"InfluxDB bucket {store_config.bucket!r} at {store_config.url}"
+
+    try:
+        with open_history(store_config) as store:
+            state = latest_machine_state(store, machine)
+    except HistoryError as error:
+        raise _fail(f"reading {history_name} failed: {error}") from error
+    if state is None:
+        raise _fail(missing_state_message(machine, description, history_name))
+
+    diagnosis = diagnose(state.channel_scores, description)
+    typer.echo(format_explanation(state, diagnosis, description, plant_source))
 
 
 @data_app.command("fetch")

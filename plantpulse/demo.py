@@ -35,7 +35,7 @@ from models import Registry, TrainConfig, train_cmapss
 from plantpulse.dashboard import DashboardServer
 from plantpulse.plan_replay import read_plan_events
 from plantpulse.services import build_predictor, build_scheduler, kafka_for, run_until_stopped
-from plantpulse.settings import Settings
+from plantpulse.settings import Settings, load_plant_description
 from scheduler import check_schedule, read_plan, write_plan_json
 from scheduler.service import SchedulerService
 
@@ -65,6 +65,8 @@ class MachineResult:
     state: str
     true_rul: float
     top_channels: list[str]
+    likely_cause: str = ""  # "component/failure-mode" of the most likely cause
+    recommended_action: str = ""
 
 
 @dataclass
@@ -187,6 +189,7 @@ def run_demo(
     started = time.monotonic()
     plan_path = options.plan_file or dataset_path("brandimarte", "mk01.fjs", data_dir)
     read_plan(plan_path)  # a broken plan file fails here, before any training or replay
+    load_plant_description(settings)  # and so does a broken plant description
     version = _ensure_champion(settings, options, data_dir)
     seconds["model"] = time.monotonic() - started
 
@@ -291,6 +294,12 @@ def _build_report(
                 state=last.state,
                 true_rul=float(true_rul[unit - 1]),
                 top_channels=last.top_channels,
+                likely_cause=(
+                    f"{last.likely_causes[0].component}/{last.likely_causes[0].failure_mode}"
+                    if last.likely_causes
+                    else ""
+                ),
+                recommended_action=last.recommended_action.name if last.recommended_action else "",
             )
         )
     errors = np.array([r.predicted_p50 - r.true_rul for r in results])
@@ -315,12 +324,14 @@ def format_report(report: DemoReport) -> str:
         f"model {report.model_version}: {report.readings} readings in, "
         f"{report.machine_states} machine states out, {report.dead_letters} dead letters",
         "",
-        f"{'machine':<12} {'p10':>6} {'p50':>6} {'p90':>6} {'true':>6}  {'state':<10} top channels",
+        f"{'machine':<12} {'p10':>6} {'p50':>6} {'p90':>6} {'true':>6}  {'state':<10} "
+        f"{'top channels':<16} likely cause -> recommended action",
     ]
     for r in report.machines:
+        cause = f"{r.likely_cause} -> {r.recommended_action}" if r.likely_cause else "none"
         lines.append(
             f"{r.machine_id:<12} {r.predicted_p10:6.1f} {r.predicted_p50:6.1f} {r.predicted_p90:6.1f} "
-            f"{r.true_rul:6.0f}  {r.state:<10} {', '.join(r.top_channels)}"
+            f"{r.true_rul:6.0f}  {r.state:<10} {', '.join(r.top_channels):<16} {cause}"
         )
     lines += [
         "",
@@ -370,7 +381,17 @@ def write_report(report: DemoReport, output_dir: Path) -> list[Path]:
     with predictions.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["machine_id", "rul_p10", "rul_p50", "rul_p90", "true_rul", "state", "top_channels"]
+            [
+                "machine_id",
+                "rul_p10",
+                "rul_p50",
+                "rul_p90",
+                "true_rul",
+                "state",
+                "top_channels",
+                "likely_cause",
+                "recommended_action",
+            ]
         )
         for r in report.machines:
             writer.writerow(
@@ -382,6 +403,8 @@ def write_report(report: DemoReport, output_dir: Path) -> list[Path]:
                     f"{r.true_rul:.0f}",
                     r.state,
                     " ".join(r.top_channels),
+                    r.likely_cause,
+                    r.recommended_action,
                 ]
             )
     schedule = output_dir / "schedule.json"

@@ -19,7 +19,7 @@ from ingest.stream import StreamProcessor
 from ingest.topics import SENSORS
 from models import InferenceEngine
 from plantpulse.broker import EmbeddedBroker
-from plantpulse.settings import Settings
+from plantpulse.settings import Settings, load_plant_description
 from scheduler.service import (
     SCHEDULER_GROUP,
     SCHEDULER_TOPICS,
@@ -43,9 +43,13 @@ def kafka_for(settings: Settings) -> Iterator[KafkaConfig]:
 
 
 def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
-    """Create the predictor: consumer group `plantpulse-predictor` over the sensor topic."""
+    """Create the predictor: consumer group `plantpulse-predictor` over the sensor topic.
+
+    Raises models.plant.PlantDescriptionError when the plant description is invalid.
+    """
     if settings.predictor.torch_threads:
         torch.set_num_threads(settings.predictor.torch_threads)
+    plant = load_plant_description(settings)
     engine = InferenceEngine.from_registry(settings.registry_dir, device=settings.predictor.device)
     producer = EventProducer(kafka)
     handler = Predictor(
@@ -55,8 +59,14 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         max_batch=settings.predictor.max_batch,
         max_machines=settings.predictor.max_machines,
         history=open_history(settings.history),
+        plant=plant,
     )
-    logger.info("predictor serves model %s (window %d)", engine.version, engine.window)
+    logger.info(
+        "predictor serves model %s (window %d) for plant %s",
+        engine.version,
+        engine.window,
+        plant.plant_id,
+    )
     return StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], handler, producer)
 
 

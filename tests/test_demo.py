@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ingest.events import Schedule
+from models.plant import example_plant
 from scheduler import read_plan_json
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -65,6 +67,27 @@ def test_short_demo_prints_rmse_and_a_feasible_schedule(tmp_path: Path, data_dir
         for (_, end), (start, _) in itertools.pairwise(intervals):
             assert start >= end
 
-    predictions = (output / "predictions.csv").read_text().splitlines()
-    assert predictions[0].startswith("machine_id,rul_p10,rul_p50,rul_p90,true_rul")
-    assert len(predictions) == 7
+    predictions = list(csv.DictReader((output / "predictions.csv").open()))
+    assert list(predictions[0])[:5] == ["machine_id", "rul_p10", "rul_p50", "rul_p90", "true_rul"]
+    assert len(predictions) == 6
+    plant = example_plant("cmapss")
+    first_actions = {f"{c.name}/{m.name}": m.actions[0] for c, m in plant.failure_modes()}
+    for row in predictions:
+        assert row["recommended_action"] == first_actions[row["likely_cause"]]
+
+    machine = predictions[-1]
+    explained = subprocess.run(
+        [
+            sys.executable, "-m", "plantpulse.cli", "explain", machine["machine_id"],
+            "--history", str(output / "history"),
+        ],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert explained.returncode == 0, explained.stderr[-3000:]
+    assert explained.stdout.startswith(f"{machine['machine_id']} at ")
+    assert f"model {summary['model_version']}" in explained.stdout.splitlines()[0]
+    failure_mode = machine["likely_cause"].split("/")[1]
+    assert (
+        f"4. Recommended action: {machine['recommended_action']}, "
+        f"the first action for {failure_mode}"
+    ) in explained.stdout

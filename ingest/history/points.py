@@ -8,10 +8,13 @@ is one identity.
 
 Field names of a sensor reading carry a prefix, `channel.` for sensor channels and
 `context.` for production context, so that a channel and a context field may share a name.
+A machine state stores its channel shares as `channel_score.` fields, and its likely
+causes and recommended action as JSON text, because they are nested.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,8 +22,11 @@ from datetime import UTC, datetime, timedelta
 from ingest.events import (
     Event,
     FailureReported,
+    LikelyCause,
     MachineState,
     MaintenanceDone,
+    RecommendedAction,
+    RemainingUsefulLife,
     Schedule,
     SensorReading,
 )
@@ -48,6 +54,7 @@ MEASUREMENTS = (
 CHANNEL_PREFIX = "channel."
 CONTEXT_PREFIX = "context."
 PROBABILITY_PREFIX = "probability."
+CHANNEL_SCORE_PREFIX = "channel_score."
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +110,14 @@ def machine_state_point(state: MachineState) -> Point:
     }
     for name, probability in state.state_probabilities.items():
         fields[PROBABILITY_PREFIX + name] = probability
+    for channel, share in state.channel_scores.items():
+        fields[CHANNEL_SCORE_PREFIX + channel] = share
+    if state.likely_causes:
+        fields["likely_causes"] = json.dumps(
+            [cause.model_dump(mode="json") for cause in state.likely_causes]
+        )
+    if state.recommended_action is not None:
+        fields["recommended_action"] = state.recommended_action.model_dump_json()
     return Point(MACHINE_STATE, {"machine_id": state.machine_id}, state.ts, fields)
 
 
@@ -182,6 +197,49 @@ def reading_from_point(point: Point) -> SensorReading:
         seq=int(point.fields["seq"]),
         channels=channels,
         context=context,
+    )
+
+
+def machine_state_from_point(point: Point) -> MachineState:
+    """Rebuild a `MachineState` from a stored point; raises ValueError if it is not one.
+
+    Points stored before channel shares, likely causes and actions were kept give a state
+    without them.
+    """
+    if point.measurement != MACHINE_STATE:
+        raise ValueError(f"point of measurement {point.measurement!r} is not a machine state")
+    fields = point.fields
+    probabilities: dict[str, float] = {}
+    channel_scores: dict[str, float] = {}
+    for name, value in fields.items():
+        if name.startswith(PROBABILITY_PREFIX):
+            probabilities[name[len(PROBABILITY_PREFIX) :]] = float(value)
+        elif name.startswith(CHANNEL_SCORE_PREFIX):
+            channel_scores[name[len(CHANNEL_SCORE_PREFIX) :]] = float(value)
+
+    top_channels = str(fields.get("top_channels", ""))
+    causes = json.loads(str(fields["likely_causes"])) if "likely_causes" in fields else []
+    action = fields.get("recommended_action")
+    return MachineState.model_validate(
+        {
+            "machine_id": point.tags["machine_id"],
+            "ts": point.time,
+            "seq": int(fields["seq"]),
+            "model_version": str(fields["model_version"]),
+            "state": fields["state"],
+            "state_probabilities": probabilities,
+            "rul": RemainingUsefulLife(
+                p10=float(fields["rul_p10"]),
+                p50=float(fields["rul_p50"]),
+                p90=float(fields["rul_p90"]),
+            ),
+            "top_channels": top_channels.split(",") if top_channels else [],
+            "channel_scores": channel_scores,
+            "likely_causes": [LikelyCause.model_validate(cause) for cause in causes],
+            "recommended_action": (
+                RecommendedAction.model_validate_json(str(action)) if action is not None else None
+            ),
+        }
     )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ingest.events import (
+    LikelyCause,
     MachineState,
     MaintenanceWindowOut,
+    RecommendedAction,
     RemainingUsefulLife,
     Schedule,
     ScheduledOperationOut,
@@ -17,11 +19,37 @@ ORIGIN = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 MACHINES = tuple(f"engine-{unit:03d}" for unit in range(1, 7))
 
 
+HPC_OVERHAUL = RecommendedAction(
+    name="hpc-overhaul",
+    duration_minutes=480,
+    skill="engine-mechanic",
+    crew_size=2,
+    cost=100.0,
+    description="replace worn HPC blades and seals",
+    spare_parts=["hpc blade set", "hpc seal kit"],
+)
+
+
 def machine_state(
-    machine_id: str, seq: int, p50: float, state: str = "healthy", model_version: str = "v0003"
+    machine_id: str,
+    seq: int,
+    p50: float,
+    state: str = "healthy",
+    model_version: str = "v0003",
+    diagnosed: bool = True,
 ) -> MachineState:
-    """A prediction `seq` half-hours after ORIGIN with a p10-p90 band around `p50`."""
+    """A prediction `seq` half-hours after ORIGIN with a p10-p90 band around `p50`.
+
+    When `diagnosed`, its likely causes are hpc-degradation (80%) and lpt-degradation, and
+    its recommended action is hpc-overhaul.
+    """
     critical = {"healthy": 0.02, "degrading": 0.15, "critical": 0.7}[state]
+    causes = [
+        LikelyCause(
+            component="hpc", failure_mode="hpc-degradation", score=0.8, evidence=["s11", "s3"]
+        ),
+        LikelyCause(component="lpt", failure_mode="lpt-degradation", score=0.2, evidence=["s4"]),
+    ]
     return MachineState.model_validate(
         {
             "machine_id": machine_id,
@@ -36,6 +64,8 @@ def machine_state(
             },
             "rul": RemainingUsefulLife(p10=max(0.0, p50 - 15), p50=p50, p90=p50 + 20),
             "top_channels": ["s11", "s4", "s12"],
+            "likely_causes": causes if diagnosed else [],
+            "recommended_action": HPC_OVERHAUL if diagnosed else None,
         }
     )
 

@@ -159,6 +159,15 @@ def test_state_lists_machines_and_schedule(client: TestClient) -> None:
     assert machine["at_risk"] is True
     assert [point[2] for point in machine["history"]] == [60.0, 40.0]
     assert machine["top_channels"] == ["s11", "s4", "s12"]
+    assert machine["likely_causes"][0] == {
+        "component": "hpc",
+        "failure_mode": "hpc-degradation",
+        "score": 0.8,
+        "evidence": ["s11", "s3"],
+    }
+    assert machine["recommended_action"]["name"] == "hpc-overhaul"
+    assert machine["recommended_action"]["duration_minutes"] == 480
+    assert machine["recommended_action"]["crew_size"] == 2
     assert machine["model_version"] == "v0003"
     plant = snapshot["plants"][0]
     assert plant["plant_id"] == "plant-1"

@@ -20,6 +20,7 @@ from ingest.clients import EventProducer, ensure_topics
 from ingest.config import KafkaConfig
 from ingest.events import Schedule
 from ingest.topics import MACHINE_STATE, SCHEDULE
+from models.plant import example_plant
 from plantpulse.dashboard import DashboardServer
 from plantpulse.settings import DashboardSettings
 from tests.dashboard.events import MACHINES, job_shop_schedule, machine_state, schedule, window
@@ -170,6 +171,13 @@ def heading(driver: WebDriver, section: str) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, f"#{section} h2").text)
 
 
+def cause_and_action(driver: WebDriver, machine: str) -> tuple[Any, Any]:
+    row = driver.find_element(By.CSS_SELECTOR, f'#machines tr[data-machine="{machine}"]')
+    return row.find_element(By.CSS_SELECTOR, "td.cause"), row.find_element(
+        By.CSS_SELECTOR, "td.action"
+    )
+
+
 def test_page_schedule_live_update_language(
     producer: EventProducer,
     server: DashboardServer,
@@ -180,8 +188,12 @@ def test_page_schedule_live_update_language(
         for index, machine in enumerate(MACHINES):
             p50 = 190.0 - 6.0 * seq - 25.0 * index
             state = health_state(p50)
+            # The last machine's states name no cause, as when no channel observes a component.
+            diagnosed = machine != MACHINES[-1]
             producer.send(
-                MACHINE_STATE, machine, machine_state(machine, seq, max(p50, 16.0), state)
+                MACHINE_STATE,
+                machine,
+                machine_state(machine, seq, max(p50, 16.0), state, diagnosed=diagnosed),
             )
     first = job_shop_schedule("sched-0001")
     second = job_shop_schedule("sched-0002", shift_h=0.5)
@@ -218,6 +230,20 @@ def test_page_schedule_live_update_language(
     assert [row.get_attribute("data-machine") for row in rows] == list(MACHINES)
     assert all(row.find_elements(By.CSS_SELECTOR, "svg.sparkline polyline") for row in rows)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#windows tbody tr")) == 2
+    headers = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#machines th")]
+    assert "Likely cause" in headers
+    assert "Recommended action" in headers
+    cause, action = cause_and_action(browser, MACHINES[0])
+    assert cause.text == "hpc-degradation\nhpc · 80%"
+    assert cause.get_attribute("data-failure-mode") == "hpc-degradation"
+    assert cause.get_attribute("title") == "Evidence: channels s11, s3"
+    assert action.text == "hpc-overhaul\n8 h · 2 × engine-mechanic"
+    assert action.get_attribute("title") == (
+        "replace worn HPC blades and seals\nSpare parts: hpc blade set, hpc seal kit"
+    )
+    cause, action = cause_and_action(browser, MACHINES[-1])
+    assert cause.text == "no evidence"
+    assert action.text == "none"
     save_full_page(browser, artifacts / "dashboard-en.png")
 
     # A marker on `window` survives only if the page is not reloaded.
@@ -265,6 +291,17 @@ def test_page_schedule_live_update_language(
     assert browser.find_element(By.ID, "kpi-solver-status").text == "可行"
     assert browser.find_element(By.ID, "language-toggle").text == "English"
     assert "移动 0 道工序，新增 3 道" in browser.find_element(By.ID, "changes").text
+    headers = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#machines th")]
+    assert "最可能原因" in headers
+    assert "建议维护措施" in headers
+    cause, action = cause_and_action(browser, MACHINES[0])
+    assert cause.text == "hpc-degradation\n部件 hpc · 80%"
+    assert cause.get_attribute("title") == "依据通道：s11, s3"
+    assert action.text == "hpc-overhaul\n8 小时 · 2 人（engine-mechanic）"
+    assert "备件：hpc blade set, hpc seal kit" in str(action.get_attribute("title"))
+    cause, action = cause_and_action(browser, MACHINES[-1])
+    assert cause.text == "无依据"
+    assert action.text == "无"
     assert_schedule_drawn(browser, third)
     save_full_page(browser, artifacts / "dashboard-zh-CN.png")
 
@@ -329,6 +366,15 @@ def test_short_demo_page_draws_latest_schedule(
         assert_schedule_drawn(browser, latest)
         rows = browser.find_elements(By.CSS_SELECTOR, "#machines tbody tr")
         assert len(rows) == 6
+        plant = example_plant("cmapss")
+        modes = {mode.name: component.name for component, mode in plant.failure_modes()}
+        for row in rows:
+            cause = row.find_element(By.CSS_SELECTOR, "td.cause")
+            mode = cause.get_attribute("data-failure-mode")
+            assert mode in modes
+            assert cause.get_attribute("data-component") == modes[mode]
+            action = row.find_element(By.CSS_SELECTOR, "td.action").get_attribute("data-action")
+            assert action == next(m for _, m in plant.failure_modes() if m.name == mode).actions[0]
         save_full_page(browser, artifacts / "dashboard-demo.png")
     finally:
         if demo.poll() is None:

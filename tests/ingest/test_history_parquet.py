@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -12,9 +13,11 @@ import pytest
 
 from ingest.events import (
     FailureReported,
+    LikelyCause,
     MachineState,
     MaintenanceDone,
     MaintenanceWindowOut,
+    RecommendedAction,
     RemainingUsefulLife,
     Schedule,
     ScheduledOperationOut,
@@ -31,6 +34,7 @@ from ingest.history import (
     SENSOR_READING,
     HistoryConfig,
     HistoryWriteError,
+    machine_state_from_point,
     open_history,
 )
 from ingest.history.parquet import ParquetHistory
@@ -146,6 +150,43 @@ def test_every_event_kind_reads_back(tmp_path: Path) -> None:
     [failure] = store.read(FAILURE, START, START + DAY)
     assert failure.fields["component"] == "hpc"
     assert failure.time == START + DAY / 2
+
+
+def test_machine_state_with_causes_reads_back(tmp_path: Path) -> None:
+    diagnosed = state("m1", 4).model_copy(
+        update={
+            "channel_scores": {"s2": 0.25, "s3": 0.75},
+            "likely_causes": [
+                LikelyCause(
+                    component="hpc", failure_mode="hpc-degradation", score=0.9, evidence=["s3"]
+                ),
+                LikelyCause(
+                    component="lpc", failure_mode="lpc-degradation", score=0.1, evidence=["s2"]
+                ),
+            ],
+            "recommended_action": RecommendedAction(
+                name="hpc-overhaul",
+                duration_minutes=480,
+                skill="engine-mechanic",
+                crew_size=2,
+                cost=100.0,
+                description="replace worn HPC blades and seals",
+                spare_parts=["hpc blade set"],
+            ),
+        }
+    )
+    store = open_history(HistoryConfig(path=tmp_path))
+    store.write_events([state("m1", 3), diagnosed])
+    store.flush()
+
+    older, newer = store.read(MACHINE_STATE, START, START + DAY)
+
+    assert machine_state_from_point(newer) == diagnosed
+    assert machine_state_from_point(older) == state("m1", 3)
+    assert machine_state_from_point(older).channel_scores == {}
+    assert machine_state_from_point(older).recommended_action is None
+    with pytest.raises(ValueError, match="is not a machine state"):
+        machine_state_from_point(dataclasses.replace(older, measurement=SENSOR_READING))
 
 
 def test_read_filters_by_time_range_and_machine(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from ingest.replay import cmapss_readings, read_cmapss_rows
 from ingest.stream import MAX_RECORD_BYTES, StreamProcessor
 from ingest.topics import DEAD_LETTER, MACHINE_STATE, MAINTENANCE, PLAN, SENSORS
 from models import InferenceEngine
+from models.plant import example_plant
 from plantpulse.services import run_until_stopped
 from scheduler import SolverSettings
 from scheduler.service import SCHEDULER_GROUP, SCHEDULER_TOPICS, MaintenancePolicy, SchedulerService
@@ -52,7 +53,7 @@ def test_bad_event_corpus_outcomes(
 
     engine = InferenceEngine.from_registry(trained_registry, device="cpu")
     predictor_output = EventProducer(kafka)
-    predictor = Predictor(engine, predictor_output)
+    predictor = Predictor(engine, predictor_output, plant=example_plant("cmapss"))
     run_until_stopped(
         StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], predictor, predictor_output),
         threading.Event(),
@@ -89,10 +90,12 @@ def test_bad_event_corpus_outcomes(
 
     outcomes = Counter(case["outcome"] for case in cases if case["topic"] == "sensors")
     assert predictor.windows.skipped == outcomes["dropped"]
+    assert predictor.stats.out_of_range == 1
     assert len(predictor.windows) == 2  # engine-001 and the new machine press-17
 
     states = [MachineState.model_validate_json(r.value) for r in read_topic(kafka, MACHINE_STATE)]
     assert [state.seq for state in states] == [30, 31]
+    assert all(state.likely_causes and state.recommended_action for state in states)
 
     assert set(service.state.jobs) == {"J-bad"}
     assert "engine-002" in service.state.outages

@@ -17,7 +17,8 @@ from ingest.predictor import PREDICTOR_GROUP, Predictor
 from ingest.replay import cmapss_readings, publish_readings, read_cmapss_rows
 from ingest.stream import StreamProcessor
 from ingest.topics import DEAD_LETTER, MACHINE_STATE, SENSORS
-from models import InferenceEngine
+from models import InferenceEngine, diagnose
+from models.plant import example_plant
 from plantpulse.services import run_until_stopped
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -97,3 +98,52 @@ def test_last_prediction_tracks_true_rul(
         state = MachineState.model_validate_json(record.value)
         last[state.machine_id] = state
     assert last[f"engine-{worn:03d}"].rul.p50 < last[f"engine-{fresh:03d}"].rul.p50
+
+
+def test_states_name_likely_causes_and_action(
+    kafka: KafkaConfig, data_dir: Path, trained_registry: Path
+) -> None:
+    ensure_topics(kafka)
+    rows = read_cmapss_rows(data_dir / "cmapss" / "test_FD001.txt")
+    producer = EventProducer(kafka)
+    publish_readings(producer, cmapss_readings(rows, START, [1, 2]))
+    producer.close()
+    plant = example_plant("cmapss")
+
+    engine = InferenceEngine.from_registry(trained_registry, device="cpu")
+    output = EventProducer(kafka)
+    predictor = Predictor(engine, output, plant=plant)
+    processor = StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], predictor, output)
+    run_until_stopped(processor, threading.Event(), idle_stop_s=1.0)
+
+    states = [
+        MachineState.model_validate_json(record.value)
+        for record in read_topic(kafka, MACHINE_STATE)
+    ]
+    assert len(states) == predictor.stats.states > 0
+    assert predictor.stats.out_of_range == 0
+    components = {component.name for component in plant.components}
+    for state in states:
+        assert list(state.channel_scores) == list(engine.channels)
+        assert sum(state.channel_scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+        expected = diagnose(state.channel_scores, plant)
+        assert len(state.likely_causes) == min(3, len(expected.failure_modes))
+        assert len(state.likely_causes) >= 1
+        for cause, mode in zip(state.likely_causes, expected.failure_modes, strict=False):
+            assert cause.component in components
+            assert (cause.component, cause.failure_mode) == (mode.component, mode.failure_mode)
+            assert cause.score == pytest.approx(mode.score)
+            assert cause.evidence == mode.channels
+            assert set(cause.evidence) <= set(engine.channels)
+        scores = [cause.score for cause in state.likely_causes]
+        assert scores == sorted(scores, reverse=True)
+
+        top = plant.action(expected.failure_modes[0].actions[0])
+        action = state.recommended_action
+        assert action is not None
+        assert action.name == top.name
+        assert action.duration_minutes == top.duration_minutes
+        assert action.crew_size == top.crew_size
+        assert action.skill == top.skill
+        assert action.spare_parts == list(top.spare_parts)

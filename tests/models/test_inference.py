@@ -15,7 +15,7 @@ from models import (
     Registry,
     TrainedModel,
 )
-from models.inference import channel_attributions
+from models.inference import attribution_shares, channel_attributions
 
 
 def raw_windows(cmapss: CmapssData, channels: tuple[str, ...], count: int) -> np.ndarray:
@@ -122,6 +122,37 @@ def test_top_channels_follow_gradient_times_input(
     expected = tuple(engine.channels[i] for i in torch.argsort(scores, descending=True)[:3])
 
     assert engine.predict(windows, context)[0].top_channels == expected
+
+
+def test_channel_scores_are_shares_of_attribution(
+    engine: InferenceEngine, small_trained: TrainedModel, cmapss: CmapssData
+) -> None:
+    windows = raw_windows(cmapss, engine.channels, 3)
+    context = raw_context(cmapss, 3).mean(axis=1)
+    normaliser = small_trained.normaliser
+    sensors = torch.from_numpy(normaliser.transform(windows, engine.channels))
+    settings = torch.from_numpy(normaliser.transform(context, engine.context_fields))
+    attributions = channel_attributions(small_trained.model.eval(), sensors, settings)
+
+    predictions = engine.predict(windows, context)
+
+    for row, prediction in enumerate(predictions):
+        scores = prediction.channel_scores
+        assert list(scores) == list(engine.channels)
+        assert all(share >= 0.0 for share in scores.values())
+        assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+        expected = (attributions[row] / attributions[row].sum()).tolist()
+        assert list(scores.values()) == pytest.approx(expected, abs=1e-5)
+        by_share = sorted(scores, key=scores.__getitem__, reverse=True)
+        assert tuple(by_share[:3]) == prediction.top_channels
+
+
+def test_attribution_shares_keep_zero_rows_zero() -> None:
+    attributions = torch.tensor([[1.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
+
+    shares = attribution_shares(attributions)
+
+    assert shares.tolist() == [[0.25, 0.75, 0.0], [0.0, 0.0, 0.0]]
 
 
 def test_channel_attributions_independent_per_window(small_trained: TrainedModel) -> None:

@@ -32,6 +32,7 @@ def test_help_lists_every_command() -> None:
         "predictor",
         "scheduler",
         "schedule",
+        "explain",
         "data",
     ):
         assert command in result.stdout
@@ -64,7 +65,7 @@ def test_schedule_malformed_file_names_the_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "schedule", "replay", "data"])
+@pytest.mark.parametrize("command", ["demo", "train", "schedule", "explain", "replay", "data"])
 def test_each_command_has_help(command: str) -> None:
     result = plantpulse(command, "--help")
 

@@ -494,6 +494,38 @@
     return svg;
   }
 
+  function causeCell(row, machine) {
+    const cell = element("td", { class: "cause" }, row);
+    const cause = (machine.likely_causes || [])[0];
+    if (!cause) {
+      element("span", { class: "muted" }, cell, t("cause.none"));
+      return;
+    }
+    cell.dataset.component = cause.component;
+    cell.dataset.failureMode = cause.failure_mode;
+    cell.title = t("cause.tip", { channels: cause.evidence.join(", ") });
+    element("div", { class: "cause-name" }, cell, cause.failure_mode);
+    element("div", { class: "muted nowrap" }, cell,
+      t("cause.detail", { component: cause.component, score: formatPercent(cause.score) }));
+  }
+
+  function actionCell(row, machine) {
+    const cell = element("td", { class: "action" }, row);
+    const action = machine.recommended_action;
+    if (!action) {
+      element("span", { class: "muted" }, cell, t("action.none"));
+      return;
+    }
+    cell.dataset.action = action.name;
+    const tip = [action.description];
+    if (action.spare_parts.length) tip.push(t("action.spareParts", { parts: action.spare_parts.join(", ") }));
+    cell.title = tip.filter(Boolean).join("\n");
+    element("div", { class: "action-name" }, cell, action.name);
+    element("div", { class: "muted nowrap" }, cell, t("action.detail", {
+      duration: formatHours(action.duration_minutes), crew: action.crew_size, skill: action.skill,
+    }));
+  }
+
   function renderMachines() {
     const machines = [...view.machines.values()].sort((a, b) => naturalCompare(a.machine_id, b.machine_id));
     byId("machines-empty").hidden = machines.length > 0;
@@ -514,6 +546,8 @@
       const riskCell = element("td", { class: "nowrap" }, row,
         t("risk.critical", { probability: formatPercent(machine.state_probabilities.critical || 0) }));
       if (machine.at_risk) element("span", { class: "badge risk-flag" }, riskCell, t("risk.atRisk"));
+      causeCell(row, machine);
+      actionCell(row, machine);
       element("td", {}, row, machine.top_channels.join(", "));
       element("td", { class: "muted" }, row, machine.model_version);
       element("td", { class: "muted nowrap" }, row, formatTime(machine.ts));

@@ -1,5 +1,6 @@
 // Every label of the dashboard, in English and Simplified Chinese. Placeholders in braces
-// are filled by app.js; a key missing from one language falls back to English.
+// are filled by app.js; a key missing from one language falls back to English. Component,
+// failure mode, action and skill names come from the plant description as written.
 "use strict";
 
 window.PLANTPULSE_I18N = {
@@ -86,6 +87,8 @@ window.PLANTPULSE_I18N = {
     "machines.rul": "RUL p10 / p50 / p90 (cycles)",
     "machines.trend": "RUL trend",
     "machines.risk": "Risk",
+    "machines.cause": "Likely cause",
+    "machines.action": "Recommended action",
     "machines.topChannels": "Top channels",
     "machines.model": "Model",
     "machines.updated": "Updated",
@@ -96,6 +99,13 @@ window.PLANTPULSE_I18N = {
     "state.critical": "critical",
     "risk.critical": "P(critical) {probability}",
     "risk.atRisk": "at risk",
+
+    "cause.detail": "{component} · {score}",
+    "cause.tip": "Evidence: channels {channels}",
+    "cause.none": "no evidence",
+    "action.detail": "{duration} · {crew} × {skill}",
+    "action.spareParts": "Spare parts: {parts}",
+    "action.none": "none",
   },
 
   "zh-CN": {
@@ -180,6 +190,8 @@ window.PLANTPULSE_I18N = {
     "machines.rul": "剩余寿命 p10 / p50 / p90（周期）",
     "machines.trend": "剩余寿命趋势",
     "machines.risk": "风险",
+    "machines.cause": "最可能原因",
+    "machines.action": "建议维护措施",
     "machines.topChannels": "主要影响通道",
     "machines.model": "模型版本",
     "machines.updated": "更新时间",
@@ -190,5 +202,12 @@ window.PLANTPULSE_I18N = {
     "state.critical": "危急",
     "risk.critical": "危急概率 {probability}",
     "risk.atRisk": "有风险",
+
+    "cause.detail": "部件 {component} · {score}",
+    "cause.tip": "依据通道：{channels}",
+    "cause.none": "无依据",
+    "action.detail": "{duration} · {crew} 人（{skill}）",
+    "action.spareParts": "备件：{parts}",
+    "action.none": "无",
   },
 };
