@@ -4,8 +4,9 @@ One run writes C-MAPSS training trajectories, spread over many machines, to the 
 topic and then measures three things:
 
 1. the ceiling: a bare consumer that reads and JSON-decodes every record;
-2. the predictor over the same records, end to end (validation, windows, micro-batched
-   inference, one MachineState per window, commits after flush);
+2. the predictor over the same records, end to end, as the service builds it with the
+   shipped C-MAPSS plant description (validation, range checks, windows, micro-batched
+   inference, likely causes, one MachineState per window, commits after flush);
 3. event-to-MachineState latency, measured in a separate process, while a paced producer
    sends fresh readings at a fraction of the measured predictor rate.
 
@@ -36,6 +37,7 @@ from ingest.replay import CMAPSS_CHANNELS, CMAPSS_CONTEXT, read_cmapss_rows
 from ingest.stream import StreamProcessor
 from ingest.topics import MACHINE_STATE, SENSORS
 from models import InferenceEngine, Registry, TrainConfig, train_cmapss
+from models.plant import example_plant
 from plantpulse.broker import EmbeddedBroker
 
 logger = logging.getLogger("benchmarks.stream")
@@ -106,7 +108,11 @@ def measure_predictor(
     engine = InferenceEngine.from_registry(registry, device="cpu")
     output = EventProducer(kafka)
     processor = StreamProcessor(
-        kafka, PREDICTOR_GROUP, [SENSORS], Predictor(engine, output, stride=stride), output
+        kafka,
+        PREDICTOR_GROUP,
+        [SENSORS],
+        Predictor(engine, output, stride=stride, plant=example_plant("cmapss")),
+        output,
     )
     first: float | None = None
     while processor.records_in < expected:
@@ -133,7 +139,11 @@ def scale_out_member(
     engine = InferenceEngine.from_registry(Path(registry), device="cpu")
     output = EventProducer(kafka)
     processor = StreamProcessor(
-        kafka, SCALE_OUT_GROUP, [SENSORS], Predictor(engine, output, stride=stride), output
+        kafka,
+        SCALE_OUT_GROUP,
+        [SENSORS],
+        Predictor(engine, output, stride=stride, plant=example_plant("cmapss")),
+        output,
     )
     first: float | None = None
     last = time.time()
