@@ -19,7 +19,8 @@ from ingest.stream import StreamProcessor
 from ingest.topics import SENSORS
 from models import InferenceEngine
 from plantpulse.broker import EmbeddedBroker
-from plantpulse.settings import Settings
+from plantpulse.settings import Settings, load_plant_description
+from scheduler.plan import Crew
 from scheduler.service import (
     SCHEDULER_GROUP,
     SCHEDULER_TOPICS,
@@ -60,20 +61,46 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
     return StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], handler, producer)
 
 
-def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
-    """Create the scheduler: consumer group `plantpulse-scheduler` over plan, states, maintenance."""
+def maintenance_policy(settings: Settings) -> MaintenancePolicy:
+    """Return the scheduler's maintenance policy: its settings plus the plant's crews.
+
+    Raises models.plant.PlantDescriptionError when the plant description is invalid.
+    """
     options = settings.scheduler
+    plant = load_plant_description(settings)
+    crews = tuple(Crew(crew.skill, crew.size) for crew in plant.crews)
+    listed = plant.crew_sizes().get(options.default_skill)
+    if listed is not None and listed != options.crew_size:
+        logger.info(
+            "plant %s lists %d people with skill %r, so scheduler.crew_size %d is ignored",
+            plant.plant_id,
+            listed,
+            options.default_skill,
+            options.crew_size,
+        )
+    return MaintenancePolicy(
+        cycles_per_hour=options.cycles_per_hour,
+        maintenance_minutes=options.maintenance_minutes,
+        maintenance_cost=options.maintenance_cost,
+        crew_size=options.crew_size,
+        risk_threshold_cycles=options.risk_threshold_cycles,
+        crews=crews,
+        default_skill=options.default_skill,
+    )
+
+
+def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
+    """Create the scheduler: consumer group `plantpulse-scheduler` over plan, states, maintenance.
+
+    Raises models.plant.PlantDescriptionError when the plant description is invalid.
+    """
+    options = settings.scheduler
+    policy = maintenance_policy(settings)
     producer = EventProducer(kafka)
     service = SchedulerService(
         producer,
         plant_id=options.plant_id,
-        policy=MaintenancePolicy(
-            cycles_per_hour=options.cycles_per_hour,
-            maintenance_minutes=options.maintenance_minutes,
-            maintenance_cost=options.maintenance_cost,
-            crew_size=options.crew_size,
-            risk_threshold_cycles=options.risk_threshold_cycles,
-        ),
+        policy=policy,
         solver_settings=solver_settings_from(
             options.time_limit_s,
             options.workers,

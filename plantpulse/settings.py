@@ -60,9 +60,27 @@ class SchedulerSettings(BaseModel):
     workers: int = Field(default=2, ge=1)
     time_unit_minutes: int = Field(default=60, ge=1, description="granularity of the plan")
     cycles_per_hour: float = Field(default=2.0, gt=0, description="machine cycles in one hour")
-    maintenance_minutes: int = Field(default=480, ge=1)
-    maintenance_cost: float = Field(default=100.0, ge=0)
-    crew_size: int = Field(default=1, ge=1)
+    maintenance_minutes: int = Field(
+        default=480,
+        ge=1,
+        description="window duration in minutes when a machine state recommends no action",
+    )
+    maintenance_cost: float = Field(
+        default=100.0,
+        ge=0,
+        description="window cost when a machine state recommends no action",
+    )
+    default_skill: str = Field(
+        default="maintenance",
+        min_length=1,
+        description="crew skill of windows without a recommended action, or whose action's "
+        "skill has no crew large enough",
+    )
+    crew_size: int = Field(
+        default=1,
+        ge=1,
+        description="people in the default skill's crew, unless the plant description lists it",
+    )
     debounce_s: float = Field(default=2.0, ge=0)
     risk_threshold_cycles: float = Field(
         default=30.0, ge=0, description="re-plan when a machine's RUL p10 falls below this"
