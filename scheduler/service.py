@@ -73,6 +73,8 @@ logger = logging.getLogger(__name__)
 
 SCHEDULER_GROUP = "plantpulse-scheduler"
 SCHEDULER_TOPICS = [PLAN, MACHINE_STATE, MAINTENANCE]
+# Events the service writes to the history store, once applied without error.
+HISTORY_EVENTS = (MaintenanceDone, FailureReported, OperationStarted, OperationCompleted)
 
 
 @dataclass(frozen=True)
@@ -648,17 +650,18 @@ class SchedulerService:
         return tuple(self._reasons)
 
     def handle(self, records: list[DecodedRecord], dead_letters: DeadLetterSink) -> None:
+        """Apply each event to the open plan, and store maintenance and operation events."""
+        stored = []
         for record in records:
             try:
                 self._apply(record.event)
             except ValueError as error:
                 dead_letters.send_record(record, str(error))
+                continue
+            if isinstance(record.event, HISTORY_EVENTS):
+                stored.append(record.event)
         if self.history is not None:
-            self.history.write_events(
-                record.event
-                for record in records
-                if isinstance(record.event, MaintenanceDone | FailureReported)
-            )
+            self.history.write_events(stored)
 
     def flush(self) -> None:
         """Store pending history; schedules are sent as they are solved."""
