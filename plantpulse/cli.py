@@ -127,6 +127,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the whole pipeline on real data with an embedded broker, and print the results."""
+    from ingest.privacy import PseudonymKeyError
     from models.plant import PlantDescriptionError
     from plantpulse.demo import DemoOptions, DemoReport, format_report, run_demo, write_report
     from plantpulse.services import stop_on_signals
@@ -169,6 +170,7 @@ def demo(
         PlanFileError,
         PlanError,
         PlantDescriptionError,
+        PseudonymKeyError,
     ) as error:
         raise _fail(str(error)) from error
 
@@ -383,7 +385,9 @@ def evaluate(
 @app.command()
 def predictor(config: ConfigOption = None) -> None:
     """Run the predictor until SIGINT or SIGTERM: readings in, machine states out."""
+    from ingest.privacy import PseudonymKeyError
     from models import NoChampionError
+    from models.plant import PlantDescriptionError
     from plantpulse.services import build_predictor, run_until_stopped, stop_on_signals
 
     settings = _setup(config)
@@ -393,6 +397,8 @@ def predictor(config: ConfigOption = None) -> None:
             processor = build_predictor(settings, settings.kafka)
         except NoChampionError as error:
             raise _fail(f"{error}; train one with `plantpulse train`") from error
+        except (PlantDescriptionError, PseudonymKeyError) as error:
+            raise _fail(str(error)) from error
         with stop_on_signals() as stop:
             run_until_stopped(processor, stop)
 
@@ -400,6 +406,7 @@ def predictor(config: ConfigOption = None) -> None:
 @app.command()
 def scheduler(config: ConfigOption = None) -> None:
     """Run the scheduler until SIGINT or SIGTERM: plan and machine states in, schedules out."""
+    from ingest.privacy import PseudonymKeyError
     from models.plant import PlantDescriptionError
     from plantpulse.services import build_scheduler, run_until_stopped, stop_on_signals
 
@@ -408,7 +415,7 @@ def scheduler(config: ConfigOption = None) -> None:
     with _kafka_errors(settings.kafka.bootstrap_servers):
         try:
             processor = build_scheduler(settings, settings.kafka)
-        except PlantDescriptionError as error:
+        except (PlantDescriptionError, PseudonymKeyError) as error:
             raise _fail(str(error)) from error
         with stop_on_signals() as stop:
             run_until_stopped(processor, stop)

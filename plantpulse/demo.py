@@ -36,12 +36,12 @@ from plantpulse.dashboard import DashboardServer
 from plantpulse.plan_replay import read_plan_events
 from plantpulse.services import (
     build_predictor,
+    build_pseudonymiser,
     build_scheduler,
     kafka_for,
-    maintenance_policy,
     run_until_stopped,
 )
-from plantpulse.settings import Settings
+from plantpulse.settings import Settings, load_plant_description
 from scheduler import check_schedule, read_plan, write_plan_json
 from scheduler.service import SchedulerService
 
@@ -193,7 +193,8 @@ def run_demo(
     started = time.monotonic()
     plan_path = options.plan_file or dataset_path("brandimarte", "mk01.fjs", data_dir)
     read_plan(plan_path)  # a broken plan file fails here, before any training or replay
-    maintenance_policy(settings)  # and so does a broken plant description
+    # A broken plant description or pseudonym key fails here too.
+    build_pseudonymiser(settings, load_plant_description(settings))
     version = _ensure_champion(settings, options, data_dir)
     seconds["model"] = time.monotonic() - started
 

@@ -15,11 +15,13 @@ from ingest.clients import EventProducer, ensure_topics
 from ingest.config import KafkaConfig
 from ingest.history import HistoryStore, open_history
 from ingest.predictor import PREDICTOR_GROUP, Predictor
+from ingest.privacy import Pseudonymiser
 from ingest.stream import StreamProcessor
 from ingest.topics import SENSORS
 from models import InferenceEngine
+from models.plant import PlantDescription
 from plantpulse.broker import EmbeddedBroker
-from plantpulse.settings import Settings, load_plant_description
+from plantpulse.settings import Settings, load_plant_description, load_pseudonym_key
 from scheduler.plan import Crew
 from scheduler.service import (
     SCHEDULER_GROUP,
@@ -43,8 +45,23 @@ def kafka_for(settings: Settings) -> Iterator[KafkaConfig]:
         yield config
 
 
+def build_pseudonymiser(settings: Settings, plant: PlantDescription) -> Pseudonymiser | None:
+    """Return the pseudonymiser of the plant's personal fields, or None when it has none.
+
+    Raises ingest.privacy.PseudonymKeyError when no usable key can be loaded or created.
+    """
+    if not plant.personal_fields:
+        return None
+    return Pseudonymiser(load_pseudonym_key(settings), plant.personal_fields)
+
+
 def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
-    """Create the predictor: consumer group `plantpulse-predictor` over the sensor topic."""
+    """Create the predictor: consumer group `plantpulse-predictor` over the sensor topic.
+
+    Raises models.plant.PlantDescriptionError or ingest.privacy.PseudonymKeyError when
+    the plant description or the pseudonym key cannot be used.
+    """
+    pseudonymiser = build_pseudonymiser(settings, load_plant_description(settings))
     if settings.predictor.torch_threads:
         torch.set_num_threads(settings.predictor.torch_threads)
     engine = InferenceEngine.from_registry(settings.registry_dir, device=settings.predictor.device)
@@ -58,16 +75,14 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         history=open_history(settings.history),
     )
     logger.info("predictor serves model %s (window %d)", engine.version, engine.window)
-    return StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], handler, producer)
+    return StreamProcessor(
+        kafka, PREDICTOR_GROUP, [SENSORS], handler, producer, pseudonymiser=pseudonymiser
+    )
 
 
-def maintenance_policy(settings: Settings) -> MaintenancePolicy:
-    """Return the scheduler's maintenance policy: its settings plus the plant's crews.
-
-    Raises models.plant.PlantDescriptionError when the plant description is invalid.
-    """
+def maintenance_policy(settings: Settings, plant: PlantDescription) -> MaintenancePolicy:
+    """Return the scheduler's maintenance policy: its settings plus the plant's crews."""
     options = settings.scheduler
-    plant = load_plant_description(settings)
     crews = tuple(Crew(crew.skill, crew.size) for crew in plant.crews)
     listed = plant.crew_sizes().get(options.default_skill)
     if listed is not None and listed != options.crew_size:
@@ -92,10 +107,13 @@ def maintenance_policy(settings: Settings) -> MaintenancePolicy:
 def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
     """Create the scheduler: consumer group `plantpulse-scheduler` over plan, states, maintenance.
 
-    Raises models.plant.PlantDescriptionError when the plant description is invalid.
+    Raises models.plant.PlantDescriptionError or ingest.privacy.PseudonymKeyError when
+    the plant description or the pseudonym key cannot be used.
     """
     options = settings.scheduler
-    policy = maintenance_policy(settings)
+    plant = load_plant_description(settings)
+    policy = maintenance_policy(settings, plant)
+    pseudonymiser = build_pseudonymiser(settings, plant)
     producer = EventProducer(kafka)
     service = SchedulerService(
         producer,
@@ -115,7 +133,9 @@ def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         max_wait_s=options.max_wait_s,
         history=open_history(settings.history),
     )
-    return StreamProcessor(kafka, SCHEDULER_GROUP, SCHEDULER_TOPICS, service, producer)
+    return StreamProcessor(
+        kafka, SCHEDULER_GROUP, SCHEDULER_TOPICS, service, producer, pseudonymiser=pseudonymiser
+    )
 
 
 def run_until_stopped(
