@@ -15,6 +15,9 @@ tell where its personal values are.
 
 A value that already is a pseudonym (it matches `psn:` and 32 hex digits) is kept, so
 a producer that pseudonymises with the same key before sending is not hashed twice.
+
+NOTE: only fields that the plant description marks personal are replaced. A misnamed
+context key, or free text such as a `JobCancelled` reason, passes in clear.
 """
 
 from __future__ import annotations
