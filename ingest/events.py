@@ -55,7 +55,11 @@ class Event(BaseModel):
 
 
 class SensorReading(Event):
-    """One reading of one machine: sensor channels plus the production context it ran in."""
+    """One reading of one machine: sensor channels plus the production context it ran in.
+
+    The plant description's personal context fields are pseudonymised when the reading
+    is consumed.
+    """
 
     machine_id: Identifier
     ts: UtcDatetime
@@ -92,6 +96,12 @@ class OperationSpec(BaseModel):
         return options
 
 
+PLAN_CONTEXT_DESCRIPTION = (
+    "production context, such as the badge of the person who acted; the plant "
+    "description's personal fields are pseudonymised when the event is consumed"
+)
+
+
 class JobReleased(Event):
     """A job enters the open plan: ordered operations, release, due date and weight."""
 
@@ -102,6 +112,9 @@ class JobReleased(Event):
     release: UtcDatetime
     due: UtcDatetime | None = None
     weight: FiniteFloat = Field(default=1.0, ge=0.0)
+    context: dict[str, ContextValue] = Field(
+        default_factory=dict, description=PLAN_CONTEXT_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _due_after_release(self) -> JobReleased:
@@ -125,6 +138,9 @@ class OperationStarted(Event):
     operation: int = Field(ge=0)
     machine_id: Identifier
     ts: UtcDatetime
+    context: dict[str, ContextValue] = Field(
+        default_factory=dict, description=PLAN_CONTEXT_DESCRIPTION
+    )
 
 
 class OperationCompleted(Event):
@@ -133,6 +149,9 @@ class OperationCompleted(Event):
     operation: int = Field(ge=0)
     machine_id: Identifier
     ts: UtcDatetime
+    context: dict[str, ContextValue] = Field(
+        default_factory=dict, description=PLAN_CONTEXT_DESCRIPTION
+    )
 
 
 PlanEvent = Annotated[
@@ -307,9 +326,17 @@ class ModelPromoted(Event):
 
 MAX_DEAD_LETTER_BYTES = 64 * 1024
 
+RawPrivacy = Literal["original", "pseudonymised", "withheld"]
+
 
 class DeadLetter(Event):
-    """A record that could not be processed, with where it came from and why."""
+    """A record that could not be processed, with where it came from and why.
+
+    `raw_privacy` records what was done to the raw bytes: "original" (as read),
+    "pseudonymised" (personal values replaced, then re-encoded as JSON) or "withheld"
+    (empty, because the record was not JSON and may hold personal values anywhere).
+    `raw_size` is always the size of the record as read.
+    """
 
     original_topic: str
     partition: int
@@ -318,6 +345,7 @@ class DeadLetter(Event):
     raw_base64: str
     raw_size: int
     raw_truncated: bool
+    raw_privacy: RawPrivacy = "original"
     error: str
     ts: UtcDatetime
 
@@ -331,7 +359,10 @@ class DeadLetter(Event):
         raw: bytes | None,
         error: str,
         max_bytes: int = MAX_DEAD_LETTER_BYTES,
+        raw_privacy: RawPrivacy = "original",
+        raw_size: int | None = None,
     ) -> DeadLetter:
+        """Build a dead letter; `raw_size` defaults to the length of `raw`."""
         raw = raw or b""
         return cls(
             original_topic=topic,
@@ -339,8 +370,9 @@ class DeadLetter(Event):
             offset=offset,
             key=key.decode("utf-8", errors="replace") if key is not None else None,
             raw_base64=base64.b64encode(raw[:max_bytes]).decode("ascii"),
-            raw_size=len(raw),
+            raw_size=len(raw) if raw_size is None else raw_size,
             raw_truncated=len(raw) > max_bytes,
+            raw_privacy=raw_privacy,
             error=error,
             ts=datetime.now(UTC),
         )

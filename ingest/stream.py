@@ -5,6 +5,10 @@ model, hands good events to a `RecordHandler` and sends bad records to the dead-
 topic. The `Checkpoint` alone decides when offsets are committed: only after the handler
 has flushed its pending work and the producer has flushed every output and dead letter of
 the records being committed (at-least-once).
+
+With a `Pseudonymiser`, every decoded event has its personal context values replaced
+before the handler sees it, and the dead-letter sink cleans raw bytes and reasons the
+same way, so no output, history row or log line of a handler contains them in clear.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from ingest.clients import EventProducer, log_end_offsets
 from ingest.config import KafkaConfig
-from ingest.events import DeadLetter
+from ingest.events import DeadLetter, RawPrivacy
+from ingest.privacy import Pseudonymiser
 from ingest.topics import DEAD_LETTER, EVENT_ADAPTERS
 
 logger = logging.getLogger(__name__)
@@ -33,7 +38,11 @@ MAX_RECORD_BYTES = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class DecodedRecord:
-    """A valid event with the position it was read from."""
+    """A valid event with the position it was read from.
+
+    `value` contains the bytes as read, so personal values are still in clear there.
+    Handlers output it only through `DeadLetterSink.send_record`, which cleans it.
+    """
 
     topic: str
     partition: int
@@ -96,11 +105,21 @@ def decode_event(adapter: TypeAdapter[Any], value: bytes | None) -> Any:
 
 
 class DeadLetterSink:
-    """Sends records that cannot be processed to the dead-letter topic, with the reason."""
+    """Sends records that cannot be processed to the dead-letter topic, with the reason.
 
-    def __init__(self, producer: EventProducer, topic: str = DEAD_LETTER) -> None:
+    With a `pseudonymiser`, personal values in the raw bytes and in the reason are
+    replaced first, and raw bytes that are not JSON are withheld.
+    """
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        topic: str = DEAD_LETTER,
+        pseudonymiser: Pseudonymiser | None = None,
+    ) -> None:
         self._producer = producer
         self._topic = topic
+        self._pseudonymiser = pseudonymiser
         self.counts: Counter[str] = Counter()
 
     def send(
@@ -112,7 +131,14 @@ class DeadLetterSink:
         value: bytes | None,
         reason: str,
     ) -> None:
-        letter = DeadLetter.from_record(topic, partition, offset, key, value, reason)
+        raw_size = len(value or b"")
+        raw_privacy: RawPrivacy = "original"
+        if self._pseudonymiser is not None:
+            value, raw_privacy, clear_values = self._pseudonymiser.pseudonymise_raw(value)
+            reason = self._pseudonymiser.pseudonymise_text(reason, clear_values)
+        letter = DeadLetter.from_record(
+            topic, partition, offset, key, value, reason, raw_privacy=raw_privacy, raw_size=raw_size
+        )
         self._producer.send(self._topic, letter.key, letter)
         self.counts[topic] += 1
         logger.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
@@ -214,7 +240,11 @@ class _ReleaseOnRevoke(ConsumerRebalanceListener):
 
 
 class StreamProcessor:
-    """Reads `topics` in consumer group `group_id` and feeds valid events to `handler`."""
+    """Reads `topics` in consumer group `group_id` and feeds valid events to `handler`.
+
+    With a `pseudonymiser`, each event reaches the handler with its personal context
+    values already replaced, and dead letters are cleaned as `DeadLetterSink` describes.
+    """
 
     def __init__(
         self,
@@ -224,6 +254,7 @@ class StreamProcessor:
         handler: RecordHandler,
         producer: EventProducer,
         commit_interval_s: float = 1.0,
+        pseudonymiser: Pseudonymiser | None = None,
     ) -> None:
         unknown = [topic for topic in topics if topic not in EVENT_ADAPTERS]
         if unknown:
@@ -232,7 +263,8 @@ class StreamProcessor:
         self.topics = topics
         self.handler = handler
         self.producer = producer
-        self.dead_letters = DeadLetterSink(producer)
+        self.pseudonymiser = pseudonymiser
+        self.dead_letters = DeadLetterSink(producer, pseudonymiser=pseudonymiser)
         self.consumer = KafkaConsumer(**config.consumer_options(group_id))
         self.consumer.subscribe(topics, listener=_ReleaseOnRevoke(self))
         self.checkpoint = Checkpoint(self.consumer, producer, handler, commit_interval_s)
@@ -258,6 +290,8 @@ class StreamProcessor:
                         str(error),
                     )
                     continue
+                if self.pseudonymiser is not None:
+                    event = self.pseudonymiser.pseudonymise_event(event)
                 decoded.append(
                     DecodedRecord(
                         record.topic,

@@ -127,6 +127,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the whole pipeline on real data with an embedded broker, and print the results."""
+    from ingest.privacy import PseudonymKeyError
     from models.plant import PlantDescriptionError
     from plantpulse.demo import DemoOptions, DemoReport, format_report, run_demo, write_report
     from plantpulse.services import stop_on_signals
@@ -163,7 +164,7 @@ def demo(
             on_report=show,
             on_dashboard=lambda url: typer.echo(f"dashboard on {url}"),
         )
-    except PlantDescriptionError as error:
+    except (PlantDescriptionError, PseudonymKeyError) as error:
         raise _fail(str(error), code=2) from error
     except (FileNotFoundError, FileExistsError, PlanFileError, PlanError) as error:
         raise _fail(str(error)) from error
@@ -385,6 +386,7 @@ def evaluate(
 @app.command()
 def predictor(config: ConfigOption = None) -> None:
     """Run the predictor until SIGINT or SIGTERM: readings in, machine states out."""
+    from ingest.privacy import PseudonymKeyError
     from models import NoChampionError
     from models.plant import PlantDescriptionError
     from plantpulse.services import build_predictor, run_until_stopped, stop_on_signals
@@ -396,7 +398,7 @@ def predictor(config: ConfigOption = None) -> None:
             processor = build_predictor(settings, settings.kafka)
         except NoChampionError as error:
             raise _fail(f"{error}; train one with `plantpulse train`") from error
-        except PlantDescriptionError as error:
+        except (PlantDescriptionError, PseudonymKeyError) as error:
             raise _fail(str(error), code=2) from error
         with stop_on_signals() as stop:
             run_until_stopped(processor, stop)
@@ -405,12 +407,17 @@ def predictor(config: ConfigOption = None) -> None:
 @app.command()
 def scheduler(config: ConfigOption = None) -> None:
     """Run the scheduler until SIGINT or SIGTERM: plan and machine states in, schedules out."""
+    from ingest.privacy import PseudonymKeyError
+    from models.plant import PlantDescriptionError
     from plantpulse.services import build_scheduler, run_until_stopped, stop_on_signals
 
     settings = _setup(config)
     _announce_kafka(settings)
     with _kafka_errors(settings.kafka.bootstrap_servers):
-        processor = build_scheduler(settings, settings.kafka)
+        try:
+            processor = build_scheduler(settings, settings.kafka)
+        except (PlantDescriptionError, PseudonymKeyError) as error:
+            raise _fail(str(error), code=2) from error
         with stop_on_signals() as stop:
             run_until_stopped(processor, stop)
 
@@ -466,6 +473,9 @@ def schedule(
         f"maintenance: {result.maintenance_count} windows costing {result.maintenance_cost:g}; "
         f"objective {'n/a' if result.objective is None else f'{result.objective:g}'}"
     )
+    if plan.maintenance:
+        crews = ", ".join(f"{skill} {size}" for skill, size in sorted(plan.crew_capacity().items()))
+        typer.echo(f"crews (people per skill): {crews}")
     if result.status == "fallback":
         typer.echo("CP-SAT found no schedule in time, so this is the dispatching-rule schedule")
 

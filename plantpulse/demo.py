@@ -34,7 +34,13 @@ from ingest.topics import MACHINE_STATE, PLAN, SCHEDULE
 from models import Registry, TrainConfig, train_cmapss
 from plantpulse.dashboard import DashboardServer
 from plantpulse.plan_replay import read_plan_events
-from plantpulse.services import build_predictor, build_scheduler, kafka_for, run_until_stopped
+from plantpulse.services import (
+    build_predictor,
+    build_pseudonymiser,
+    build_scheduler,
+    kafka_for,
+    run_until_stopped,
+)
 from plantpulse.settings import Settings, load_plant_description
 from scheduler import check_schedule, read_plan, write_plan_json
 from scheduler.service import SchedulerService
@@ -189,7 +195,8 @@ def run_demo(
     started = time.monotonic()
     plan_path = options.plan_file or dataset_path("brandimarte", "mk01.fjs", data_dir)
     read_plan(plan_path)  # a broken plan file fails here, before any training or replay
-    load_plant_description(settings)  # and so does a broken plant description
+    # A broken plant description or pseudonym key fails here too.
+    build_pseudonymiser(settings, load_plant_description(settings))
     version = _ensure_champion(settings, options, data_dir)
     seconds["model"] = time.monotonic() - started
 

@@ -15,11 +15,14 @@ from ingest.clients import EventProducer, ensure_topics
 from ingest.config import KafkaConfig
 from ingest.history import HistoryStore, open_history
 from ingest.predictor import PREDICTOR_GROUP, Predictor
+from ingest.privacy import Pseudonymiser
 from ingest.stream import StreamProcessor
 from ingest.topics import SENSORS
 from models import InferenceEngine
+from models.plant import PlantDescription
 from plantpulse.broker import EmbeddedBroker
-from plantpulse.settings import Settings, load_plant_description
+from plantpulse.settings import Settings, load_plant_description, load_pseudonym_key
+from scheduler.plan import Crew
 from scheduler.service import (
     SCHEDULER_GROUP,
     SCHEDULER_TOPICS,
@@ -42,14 +45,26 @@ def kafka_for(settings: Settings) -> Iterator[KafkaConfig]:
         yield config
 
 
+def build_pseudonymiser(settings: Settings, plant: PlantDescription) -> Pseudonymiser | None:
+    """Return the pseudonymiser of the plant's personal fields, or None when it has none.
+
+    Raises ingest.privacy.PseudonymKeyError when no usable key can be loaded or created.
+    """
+    if not plant.personal_fields:
+        return None
+    return Pseudonymiser(load_pseudonym_key(settings), plant.personal_fields)
+
+
 def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
     """Create the predictor: consumer group `plantpulse-predictor` over the sensor topic.
 
-    Raises models.plant.PlantDescriptionError when the plant description is invalid.
+    Raises models.plant.PlantDescriptionError or ingest.privacy.PseudonymKeyError when
+    the plant description or the pseudonym key cannot be used.
     """
     if settings.predictor.torch_threads:
         torch.set_num_threads(settings.predictor.torch_threads)
     plant = load_plant_description(settings)
+    pseudonymiser = build_pseudonymiser(settings, plant)
     engine = InferenceEngine.from_registry(settings.registry_dir, device=settings.predictor.device)
     producer = EventProducer(kafka)
     handler = Predictor(
@@ -67,23 +82,50 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         engine.window,
         plant.plant_id,
     )
-    return StreamProcessor(kafka, PREDICTOR_GROUP, [SENSORS], handler, producer)
+    return StreamProcessor(
+        kafka, PREDICTOR_GROUP, [SENSORS], handler, producer, pseudonymiser=pseudonymiser
+    )
+
+
+def maintenance_policy(settings: Settings, plant: PlantDescription) -> MaintenancePolicy:
+    """Return the scheduler's maintenance policy: its settings plus the plant's crews."""
+    options = settings.scheduler
+    crews = tuple(Crew(crew.skill, crew.size) for crew in plant.crews)
+    listed = plant.crew_sizes().get(options.default_skill)
+    if listed is not None and listed != options.crew_size:
+        logger.info(
+            "plant %s lists %d people with skill %r, so scheduler.crew_size %d is ignored",
+            plant.plant_id,
+            listed,
+            options.default_skill,
+            options.crew_size,
+        )
+    return MaintenancePolicy(
+        cycles_per_hour=options.cycles_per_hour,
+        maintenance_minutes=options.maintenance_minutes,
+        maintenance_cost=options.maintenance_cost,
+        crew_size=options.crew_size,
+        risk_threshold_cycles=options.risk_threshold_cycles,
+        crews=crews,
+        default_skill=options.default_skill,
+    )
 
 
 def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
-    """Create the scheduler: consumer group `plantpulse-scheduler` over plan, states, maintenance."""
+    """Create the scheduler: consumer group `plantpulse-scheduler` over plan, states, maintenance.
+
+    Raises models.plant.PlantDescriptionError or ingest.privacy.PseudonymKeyError when
+    the plant description or the pseudonym key cannot be used.
+    """
     options = settings.scheduler
+    plant = load_plant_description(settings)
+    policy = maintenance_policy(settings, plant)
+    pseudonymiser = build_pseudonymiser(settings, plant)
     producer = EventProducer(kafka)
     service = SchedulerService(
         producer,
         plant_id=options.plant_id,
-        policy=MaintenancePolicy(
-            cycles_per_hour=options.cycles_per_hour,
-            maintenance_minutes=options.maintenance_minutes,
-            maintenance_cost=options.maintenance_cost,
-            crew_size=options.crew_size,
-            risk_threshold_cycles=options.risk_threshold_cycles,
-        ),
+        policy=policy,
         solver_settings=solver_settings_from(
             options.time_limit_s,
             options.workers,
@@ -98,7 +140,9 @@ def build_scheduler(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         max_wait_s=options.max_wait_s,
         history=open_history(settings.history),
     )
-    return StreamProcessor(kafka, SCHEDULER_GROUP, SCHEDULER_TOPICS, service, producer)
+    return StreamProcessor(
+        kafka, SCHEDULER_GROUP, SCHEDULER_TOPICS, service, producer, pseudonymiser=pseudonymiser
+    )
 
 
 def run_until_stopped(

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from ingest.config import KafkaConfig
 from ingest.history import HistoryConfig
+from ingest.privacy import MIN_KEY_LENGTH, PseudonymKeyError, check_key, load_or_create_key
 
 if TYPE_CHECKING:
     from models.plant import PlantDescription
@@ -60,9 +61,27 @@ class SchedulerSettings(BaseModel):
     workers: int = Field(default=2, ge=1)
     time_unit_minutes: int = Field(default=60, ge=1, description="granularity of the plan")
     cycles_per_hour: float = Field(default=2.0, gt=0, description="machine cycles in one hour")
-    maintenance_minutes: int = Field(default=480, ge=1)
-    maintenance_cost: float = Field(default=100.0, ge=0)
-    crew_size: int = Field(default=1, ge=1)
+    maintenance_minutes: int = Field(
+        default=480,
+        ge=1,
+        description="window duration in minutes when a machine state recommends no action",
+    )
+    maintenance_cost: float = Field(
+        default=100.0,
+        ge=0,
+        description="window cost when a machine state recommends no action",
+    )
+    default_skill: str = Field(
+        default="maintenance",
+        min_length=1,
+        description="crew skill of windows without a recommended action, or whose action's "
+        "skill has no crew large enough",
+    )
+    crew_size: int = Field(
+        default=1,
+        ge=1,
+        description="people in the default skill's crew, unless the plant description lists it",
+    )
     debounce_s: float = Field(default=2.0, ge=0)
     risk_threshold_cycles: float = Field(
         default=30.0, ge=0, description="re-plan when a machine's RUL p10 falls below this"
@@ -78,6 +97,29 @@ class SchedulerSettings(BaseModel):
     )
     max_wait_s: float = Field(
         default=30.0, gt=0, description="maximum delay of a re-plan while triggers keep arriving"
+    )
+
+
+class PrivacySettings(BaseModel):
+    """The key that pseudonymises the plant description's personal context fields.
+
+    Without `pseudonym_key`, a random key is created once in `key_file` (mode 0600) and
+    reused, so a person's pseudonym stays the same across restarts and between the
+    predictor and the scheduler on one host. Hosts that must agree on pseudonyms need
+    the same `pseudonym_key`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description=f"HMAC-SHA256 key of at least {MIN_KEY_LENGTH} characters, best passed as "
+        "PLANTPULSE_PRIVACY__PSEUDONYM_KEY. When unset, the key in key_file is used",
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="file of the generated key when pseudonym_key is unset (default: "
+        "pseudonym.key in the user state folder)",
     )
 
 
@@ -129,11 +171,14 @@ class Settings(BaseSettings):
         default_factory=HistoryConfig,
         description="history store; the Parquet default lives beside the registry",
     )
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @model_validator(mode="after")
-    def _default_history_path(self) -> Settings:
+    def _default_paths(self) -> Settings:
         if self.history.path is None:
             self.history.path = _user_state_dir() / "history"
+        if self.privacy.key_file is None:
+            self.privacy.key_file = _user_state_dir() / "pseudonym.key"
         return self
 
     @classmethod
@@ -197,3 +242,25 @@ def load_plant_description(settings: Settings) -> PlantDescription:
     if settings.plant is None:
         return example_plant("cmapss")
     return load_plant(settings.plant)
+
+
+def load_pseudonym_key(settings: Settings) -> bytes:
+    """Return the pseudonym key: `privacy.pseudonym_key`, or the one in `privacy.key_file`.
+
+    The key file is created with a random key when it does not exist yet.
+
+    Raises ingest.privacy.PseudonymKeyError when the key is too short or the key file
+    cannot be read, created or trusted.
+    """
+    privacy = settings.privacy
+    if privacy.pseudonym_key is not None:
+        return check_key(privacy.pseudonym_key.get_secret_value(), "privacy.pseudonym_key")
+
+    assert privacy.key_file is not None, "set by Settings._default_paths"
+    try:
+        return load_or_create_key(privacy.key_file)
+    except OSError as error:
+        raise PseudonymKeyError(
+            f"cannot read or create the pseudonym key file {privacy.key_file}: {error}. Set "
+            "privacy.key_file to a writable path or privacy.pseudonym_key to a key"
+        ) from error

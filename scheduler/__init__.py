@@ -10,6 +10,8 @@ from scheduler.check import check_schedule
 from scheduler.dispatch import dispatch_schedule
 from scheduler.objective import ObjectiveWeights
 from scheduler.plan import (
+    DEFAULT_SKILL,
+    Crew,
     Job,
     MachineDowntime,
     MachineMaintenance,
@@ -37,6 +39,8 @@ from scheduler.schedule import (
 from scheduler.solver import SolverSettings, solve
 
 __all__ = [
+    "DEFAULT_SKILL",
+    "Crew",
     "Job",
     "MachineDowntime",
     "MachineMaintenance",

@@ -25,7 +25,8 @@ def check_schedule(plan: Plan, schedule: Schedule) -> list[str]:
     - Each machine has at most one window, of its maintenance duration.
     - No operation ends past its machine's maintenance deadline unless a window of that
       machine ends before the operation starts.
-    - At most `plan.crew_size` maintenance windows run at once.
+    - At no time do the windows that need one skill need more people than that skill's
+      crew has, counting each window's `crew_size` from its machine's maintenance entry.
     - No operation or window runs on a machine while it is down.
     - Every fixed operation runs on its assigned machine from its assigned start.
     """
@@ -178,14 +179,28 @@ def _check_deadlines(plan: Plan, schedule: Schedule) -> list[str]:
 
 def _check_crew(plan: Plan, windows: tuple[MaintenanceWindow, ...]) -> list[str]:
     violations = []
-    # The number of windows in progress can only rise when a window starts.
-    for start in sorted({window.start for window in windows}):
-        running = [window.machine for window in windows if window.start <= start < window.end]
-        if len(running) > plan.crew_size:
-            violations.append(
-                f"{len(running)} maintenance windows run at time {start} ({', '.join(running)}), "
-                f"but the crew can run {plan.crew_size}"
-            )
+    entries = plan.maintenance_by_machine()
+    capacity = plan.crew_capacity()
+    # Windows without a maintenance entry are reported by `_check_windows`.
+    staffed = [window for window in windows if window.machine in entries]
+
+    # The people busy with one skill can only rise when a window starts.
+    for start in sorted({window.start for window in staffed}):
+        running = [window for window in staffed if window.start <= start < window.end]
+        by_skill: dict[str, list[MaintenanceWindow]] = defaultdict(list)
+        for window in running:
+            by_skill[entries[window.machine].skill].append(window)
+
+        for skill, skill_windows in sorted(by_skill.items()):
+            needed = sum(entries[window.machine].crew_size for window in skill_windows)
+            available = capacity.get(skill, 0)
+            if needed > available:
+                machines = ", ".join(window.machine for window in skill_windows)
+                violations.append(
+                    f"{len(skill_windows)} maintenance windows need {needed} people with "
+                    f"skill {skill!r} at time {start} ({machines}), but that crew has "
+                    f"{available}"
+                )
     return violations
 
 

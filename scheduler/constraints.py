@@ -14,8 +14,9 @@ which resets its remaining useful life for the rest of the plan:
 - A window is present only when some operation on m ends after D. A window that no
   operation needs only adds cost, so forbidding it loses no optimal schedule, and it
   keeps unneeded windows out of schedules whose objective ignores maintenance cost.
-- Windows of all machines share the maintenance crew: at most `crew_size` run at once.
-  A window occupies its machine, so no operation overlaps it.
+- Windows share the crews: each window needs its entry's `crew_size` people of its
+  entry's skill, and the people of one skill in windows that run at once never
+  exceed that skill's crew. A window occupies its machine, so no operation overlaps it.
 
 A machine without a deadline, or whose deadline lies at or beyond the horizon, never
 gets a window.
@@ -32,6 +33,7 @@ instances, whose bounds benchmarks/RESULTS.md lists.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from itertools import pairwise
 
 from ortools.sat.python import cp_model
@@ -54,7 +56,7 @@ def add_constraints(model: cp_model.CpModel, plan: Plan, variables: PlanVariable
         _run_one_thing_at_a_time(model, variables, machine)
     _bound_parallel_work(model, plan, operations)
 
-    _share_maintenance_crew(model, plan, variables)
+    _share_maintenance_crews(model, plan, variables)
 
     for maintenance in variables.maintenance.values():
         _respect_deadline(model, variables, maintenance)
@@ -120,10 +122,17 @@ def _bound_parallel_work(
     model.add_cumulative(intervals, [1] * len(intervals), len(plan.machines))
 
 
-def _share_maintenance_crew(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:
-    windows = [maintenance.interval for maintenance in variables.maintenance.values()]
-    if len(windows) > plan.crew_size:
-        model.add_cumulative(windows, [1] * len(windows), plan.crew_size)
+def _share_maintenance_crews(model: cp_model.CpModel, plan: Plan, variables: PlanVariables) -> None:
+    """Add one cumulative resource per skill over the windows that need that skill."""
+    by_skill: dict[str, list[MaintenanceVariables]] = defaultdict(list)
+    for maintenance in variables.maintenance.values():
+        by_skill[maintenance.entry.skill].append(maintenance)
+
+    capacity = plan.crew_capacity()
+    for skill, windows in by_skill.items():
+        demands = [window.entry.crew_size for window in windows]
+        if sum(demands) > capacity[skill]:
+            model.add_cumulative([window.interval for window in windows], demands, capacity[skill])
 
 
 def _respect_deadline(

@@ -8,7 +8,7 @@ earlier due date, then to the job listed first in the plan.
 
 If an operation would end past its machine's deadline and the machine has not been
 maintained yet, the rule first puts the maintenance window in the earliest gap that the
-machine and the crew both have. The operation follows the window. Every operation
+machine has and in which the crew of the window's skill has enough people free. The operation follows the window. Every operation
 placed on that machine before then ended by the deadline, and every later one either
 does too or starts after the window. Only a machine with a downtime without end can
 lack such a gap, and `Plan` guarantees every operation an eligible machine without one.
@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from scheduler.plan import Plan
+from scheduler.plan import MachineMaintenance, Plan
 from scheduler.schedule import MaintenanceWindow, Schedule, ScheduledOperation
 
 
@@ -59,7 +59,7 @@ def dispatch_schedule(plan: Plan) -> Schedule:
 
 
 class _DispatchBuilder:
-    """The partial schedule: what each machine, job and the crew is doing so far.
+    """The partial schedule: what each machine, job and crew is doing so far.
 
     `busy` lists each machine's occupied intervals sorted by start. The end of a
     downtime without end is infinity.
@@ -68,6 +68,7 @@ class _DispatchBuilder:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.maintenance = plan.maintenance_by_machine()
+        self.crews = plan.crew_capacity()
         self.busy: dict[str, list[tuple[float, float]]] = {machine: [] for machine in plan.machines}
         self.window_end: dict[str, int] = {}
         self.job_ready = [max(job.release, 0) for job in plan.jobs]
@@ -130,7 +131,7 @@ class _DispatchBuilder:
         if machine in self.window_end:
             earliest = self.window_end[machine]
         else:
-            window_start = self._earliest_window(machine, entry.duration)
+            window_start = self._earliest_window(machine, entry)
             if window_start is None:
                 return None
             earliest = window_start + entry.duration
@@ -150,8 +151,8 @@ class _DispatchBuilder:
             start = max(start, busy_end)
         return None if math.isinf(start) else int(start)
 
-    def _earliest_window(self, machine: str, duration: int) -> int | None:
-        """Return the first start at which `machine` and a crew member are free for `duration`.
+    def _earliest_window(self, machine: str, entry: MachineMaintenance) -> int | None:
+        """Return the first start at which `machine` and enough of its crew are free.
 
         Machine and crew use only change when an interval or window ends, so the first
         common slot starts at 0 or at one of those ends.
@@ -159,17 +160,30 @@ class _DispatchBuilder:
         ends = {end for _, end in self.busy[machine] if not math.isinf(end)}
         ends |= {window.end for window in self.windows}
         for start in sorted({0} | {int(end) for end in ends if end > 0}):
-            free_from = self._earliest_gap(machine, start, duration)
-            if free_from == start and self._crew_free(start, start + duration):
+            free_from = self._earliest_gap(machine, start, entry.duration)
+            if free_from == start and self._crew_free(entry, start, start + entry.duration):
                 return start
         return None
 
-    def _crew_free(self, start: int, end: int) -> bool:
-        overlapping = [w for w in self.windows if w.start < end and start < w.end]
-        # The crew in use is highest at `start` or at the start of an overlapping window.
+    def _crew_free(self, entry: MachineMaintenance, start: int, end: int) -> bool:
+        """Return whether the crew of `entry.skill` has `entry.crew_size` people free throughout."""
+        overlapping = [
+            window
+            for window in self.windows
+            if window.start < end
+            and start < window.end
+            and self.maintenance[window.machine].skill == entry.skill
+        ]
+        free = self.crews[entry.skill] - entry.crew_size
+        # The people in use reach their max at `start` or where an overlapping window starts.
         check_points = [start] + [w.start for w in overlapping if w.start > start]
         return all(
-            sum(1 for w in overlapping if w.start <= point < w.end) < self.plan.crew_size
+            sum(
+                self.maintenance[w.machine].crew_size
+                for w in overlapping
+                if w.start <= point < w.end
+            )
+            <= free
             for point in check_points
         )
 
@@ -183,7 +197,7 @@ class _DispatchBuilder:
                 machine=placement.machine,
                 start=placement.window_start,
                 end=placement.window_start + entry.duration,
-                reason=entry.reason,
+                reason=entry.window_reason,
             )
             self.windows.append(window)
             self.window_end[placement.machine] = window.end

@@ -16,6 +16,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+# The skill of maintenance entries and of the crew of plans that name none.
+DEFAULT_SKILL = "maintenance"
+
 
 class PlanError(ValueError):
     """An impossible or inconsistent plan, with one reason per problem found."""
@@ -118,8 +121,10 @@ class MachineMaintenance:
 
     `deadline` is the time at which the machine's remaining useful life is used up, or
     None when there is no limit. A deadline <= 0 means the life is already used up.
-    A maintenance window takes `duration` time units of the machine and one crew member,
-    costs `cost`, and resets the machine's life for the rest of the plan.
+    A maintenance window takes `duration` time units of the machine and `crew_size`
+    people of the crew with `skill`, costs `cost`, and resets the machine's life for
+    the rest of the plan. `action` names the maintenance action, and a window's reason
+    starts with it.
     """
 
     machine: str
@@ -127,6 +132,9 @@ class MachineMaintenance:
     duration: int
     cost: float
     reason: str = ""
+    skill: str = DEFAULT_SKILL
+    crew_size: int = 1
+    action: str = ""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -144,7 +152,38 @@ class MachineMaintenance:
             problems.append(
                 f"maintenance of {self.machine!r}: cost {self.cost!r} must be a number >= 0"
             )
+        if not isinstance(self.skill, str) or not self.skill:
+            problems.append(f"maintenance of {self.machine!r}: skill {self.skill!r} is empty")
+        if not _is_integer(self.crew_size) or self.crew_size < 1:
+            problems.append(
+                f"maintenance of {self.machine!r}: crew_size {self.crew_size!r} must be an "
+                "integer >= 1"
+            )
 
+        if problems:
+            raise PlanError(problems)
+
+    @property
+    def window_reason(self) -> str:
+        """The reason a window of this entry carries: the action name, then `reason`."""
+        if self.action and self.reason:
+            return f"{self.action}: {self.reason}"
+        return self.action or self.reason
+
+
+@dataclass(frozen=True)
+class Crew:
+    """`size` people with one `skill`; maintenance windows needing the skill share them."""
+
+    skill: str
+    size: int
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not isinstance(self.skill, str) or not self.skill:
+            problems.append(f"crew skill {self.skill!r} is empty")
+        if not _is_integer(self.size) or self.size < 1:
+            problems.append(f"crew {self.skill!r}: size {self.size!r} must be an integer >= 1")
         if problems:
             raise PlanError(problems)
 
@@ -224,7 +263,11 @@ class WindowAssignment:
 class Plan:
     """A flexible job shop: machines, jobs and per-machine maintenance needs.
 
-    `crew_size` is the number of maintenance windows that can run at the same time.
+    `crews` lists the maintenance crews, one per skill. The windows that need a skill
+    share its crew: at any time their `crew_size` sum is at most the crew's size. A plan
+    without `crews` has one crew of skill `DEFAULT_SKILL` with `crew_size` people, so
+    with one-person entries `crew_size` windows can run at the same time. A plan with
+    `crews` must leave `crew_size` at 1.
 
     The remaining fields describe a re-plan and are empty for a fresh plan:
 
@@ -246,6 +289,7 @@ class Plan:
     crew_size: int = 1
     name: str = ""
     downtime: tuple[MachineDowntime, ...] = ()
+    crews: tuple[Crew, ...] = ()
     fixed: tuple[OperationAssignment, ...] = ()
     reference: tuple[OperationAssignment, ...] = ()
     reference_windows: tuple[WindowAssignment, ...] = ()
@@ -255,6 +299,7 @@ class Plan:
             "machines",
             "jobs",
             "maintenance",
+            "crews",
             "downtime",
             "fixed",
             "reference",
@@ -306,9 +351,7 @@ class Plan:
             if count > 1:
                 problems.append(f"machine {machine!r} has {count} maintenance entries; give it one")
 
-        if not _is_integer(self.crew_size) or self.crew_size < 1:
-            problems.append(f"crew_size {self.crew_size!r} must be an integer >= 1")
-
+        problems += _crew_problems(self)
         problems += _downtime_problems(self)
         if not problems:
             # The assignment checks look operations and machines up, so they run only on a
@@ -316,6 +359,12 @@ class Plan:
             problems += _fixed_problems(self)
             problems += _reference_problems(self)
         return problems
+
+    def crew_capacity(self) -> dict[str, int]:
+        """Return the people of each skill: `crews`, or the default crew when it is empty."""
+        if self.crews:
+            return {crew.skill: crew.size for crew in self.crews}
+        return {DEFAULT_SKILL: self.crew_size}
 
     def maintenance_by_machine(self) -> dict[str, MachineMaintenance]:
         """Return the maintenance entries keyed by machine name."""
@@ -340,6 +389,38 @@ class Plan:
     def operation_count(self) -> int:
         """Number of operations over all jobs."""
         return sum(len(job.operations) for job in self.jobs)
+
+
+def _crew_problems(plan: Plan) -> list[str]:
+    """Check the crews, and that each maintenance entry's skill has a crew large enough."""
+    problems: list[str] = []
+
+    if not _is_integer(plan.crew_size) or plan.crew_size < 1:
+        problems.append(f"crew_size {plan.crew_size!r} must be an integer >= 1")
+        return problems
+    if plan.crews and plan.crew_size != 1:
+        problems.append(
+            f"crew_size {plan.crew_size} is given together with crews; add those people as a "
+            f"crew of skill {DEFAULT_SKILL!r} instead"
+        )
+    for skill, count in Counter(crew.skill for crew in plan.crews).items():
+        if count > 1:
+            problems.append(f"crew skill {skill!r} is listed {count} times; give it one crew")
+
+    capacity = plan.crew_capacity()
+    for entry in plan.maintenance:
+        size = capacity.get(entry.skill)
+        if size is None:
+            problems.append(
+                f"maintenance of {entry.machine!r} needs skill {entry.skill!r}, but no crew "
+                f"has it (crews: {sorted(capacity)}); add a crew with that skill"
+            )
+        elif entry.crew_size > size:
+            problems.append(
+                f"maintenance of {entry.machine!r} needs {entry.crew_size} people with skill "
+                f"{entry.skill!r}, but that crew has {size}"
+            )
+    return problems
 
 
 def _downtime_problems(plan: Plan) -> list[str]:

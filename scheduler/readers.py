@@ -9,7 +9,7 @@ The JSON plan format, version 1, mirrors `scheduler.plan` field for field::
       "format": "plantpulse-plan",
       "version": 1,
       "name": "line-3 morning",
-      "crew_size": 1,
+      "crews": [{"skill": "electrician", "size": 2}, {"skill": "maintenance", "size": 1}],
       "machines": ["M1", "M2"],
       "jobs": [
         {
@@ -24,7 +24,8 @@ The JSON plan format, version 1, mirrors `scheduler.plan` field for field::
         }
       ],
       "maintenance": [
-        {"machine": "M2", "deadline": 20, "duration": 4, "cost": 150.0, "reason": "RUL p10"}
+        {"machine": "M2", "deadline": 20, "duration": 4, "cost": 150.0, "reason": "RUL p10",
+         "action": "replace-drive", "skill": "electrician", "crew_size": 2}
       ],
       "downtime": [{"machine": "M1", "start": 0, "end": 6, "reason": "spindle failure"}],
       "fixed": [{"job": "J1", "operation": 0, "machine": "M2", "start": 0}],
@@ -34,8 +35,11 @@ The JSON plan format, version 1, mirrors `scheduler.plan` field for field::
 
 "format", "version", "machines" and "jobs" are required. In a job, "release" defaults to
 0, "due" to null (no due date) and "weight" to 1.0. A maintenance entry's "deadline" is
-null for no limit and "reason" defaults to "". "maintenance", "downtime", "fixed",
-"reference" and "reference_windows" default to empty lists. A downtime's "end" is null
+null for no limit, "reason" and "action" default to "", "skill" to "maintenance" and
+"crew_size" (the people the window needs) to 1. "crews" lists the people per skill. A
+file without "crews" has one crew of skill "maintenance" whose size is "crew_size"
+(default 1), and a file with "crews" must not give "crew_size". "maintenance",
+"downtime", "fixed", "reference" and "reference_windows" default to empty lists. A downtime's "end" is null
 for down until further notice. Durations, releases, due dates, deadlines and starts
 are integer time units from the plan's start. Unknown keys are rejected so that a
 misspelt key cannot be ignored silently.
@@ -53,6 +57,8 @@ from typing import Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from scheduler.plan import (
+    DEFAULT_SKILL,
+    Crew,
     Job,
     MachineDowntime,
     MachineMaintenance,
@@ -242,7 +248,7 @@ def write_plan_json(plan: Plan, path: str | os.PathLike[str]) -> None:
         "format": JSON_FORMAT,
         "version": JSON_VERSION,
         "name": plan.name,
-        "crew_size": plan.crew_size,
+        **_crews_document(plan),
         "machines": list(plan.machines),
         "jobs": [
             {
@@ -269,6 +275,9 @@ def write_plan_json(plan: Plan, path: str | os.PathLike[str]) -> None:
                 "duration": entry.duration,
                 "cost": entry.cost,
                 "reason": entry.reason,
+                "action": entry.action,
+                "skill": entry.skill,
+                "crew_size": entry.crew_size,
             }
             for entry in plan.maintenance
         ],
@@ -297,6 +306,12 @@ def write_plan_json(plan: Plan, path: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _crews_document(plan: Plan) -> dict[str, Any]:
+    if not plan.crews:
+        return {"crew_size": plan.crew_size}
+    return {"crews": [{"skill": crew.skill, "size": crew.size} for crew in plan.crews]}
 
 
 def _assignment_document(assignment: OperationAssignment) -> dict[str, Any]:
@@ -407,6 +422,14 @@ class _MaintenanceDocument(_Document):
     duration: int
     cost: float
     reason: str = ""
+    action: str = ""
+    skill: str = DEFAULT_SKILL
+    crew_size: int = 1
+
+
+class _CrewDocument(_Document):
+    skill: str
+    size: int
 
 
 class _DowntimeDocument(_Document):
@@ -432,7 +455,8 @@ class _PlanDocument(_Document):
     format: Literal["plantpulse-plan"]
     version: Literal[1]
     name: str = ""
-    crew_size: int = 1
+    crew_size: int | None = None
+    crews: list[_CrewDocument] = []
     machines: list[str]
     jobs: list[_JobDocument]
     maintenance: list[_MaintenanceDocument] = []
@@ -476,6 +500,9 @@ class _PlanDocument(_Document):
                         duration=entry.duration,
                         cost=entry.cost,
                         reason=entry.reason,
+                        skill=entry.skill,
+                        crew_size=entry.crew_size,
+                        action=entry.action,
                     )
                 )
             except PlanError as error:
@@ -490,6 +517,18 @@ class _PlanDocument(_Document):
             except PlanError as error:
                 problems.extend(f"downtime[{index}]: {problem}" for problem in error.problems)
 
+        crews = []
+        for index, crew in enumerate(self.crews):
+            try:
+                crews.append(Crew(crew.skill, crew.size))
+            except PlanError as error:
+                problems.extend(f"crews[{index}]: {problem}" for problem in error.problems)
+        if self.crews and self.crew_size is not None:
+            problems.append(
+                f"crew_size {self.crew_size} is given together with crews; list those people "
+                f"as a crew of skill {DEFAULT_SKILL!r} instead"
+            )
+
         if problems:
             raise PlanError(problems)
 
@@ -497,7 +536,8 @@ class _PlanDocument(_Document):
             machines=tuple(self.machines),
             jobs=tuple(jobs),
             maintenance=tuple(maintenance),
-            crew_size=self.crew_size,
+            crew_size=1 if self.crew_size is None else self.crew_size,
+            crews=tuple(crews),
             name=self.name,
             downtime=tuple(downtime),
             fixed=tuple(_to_assignment(item) for item in self.fixed),

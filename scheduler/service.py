@@ -44,6 +44,7 @@ from ingest.events import (
     MaintenanceWindowOut,
     OperationCompleted,
     OperationStarted,
+    RecommendedAction,
     Schedule,
     ScheduledOperationOut,
     ScheduleKpis,
@@ -53,6 +54,8 @@ from ingest.stream import DeadLetterSink, DecodedRecord
 from ingest.topics import MACHINE_STATE, MAINTENANCE, PLAN, SCHEDULE
 from scheduler.objective import ObjectiveWeights
 from scheduler.plan import (
+    DEFAULT_SKILL,
+    Crew,
     Job,
     MachineDowntime,
     MachineMaintenance,
@@ -70,17 +73,48 @@ logger = logging.getLogger(__name__)
 
 SCHEDULER_GROUP = "plantpulse-scheduler"
 SCHEDULER_TOPICS = [PLAN, MACHINE_STATE, MAINTENANCE]
+# Events the service writes to the history store, once applied without error.
+HISTORY_EVENTS = (MaintenanceDone, FailureReported, OperationStarted, OperationCompleted)
 
 
 @dataclass(frozen=True)
 class MaintenancePolicy:
-    """Conversion of RUL predictions to maintenance deadlines, and the cost of maintenance."""
+    """Conversion of RUL predictions to maintenance deadlines, and how windows are staffed.
+
+    A machine whose latest `MachineState` recommends an action gets a window of that
+    action's duration, skill, crew size and cost. Without a recommendation the window
+    takes `maintenance_minutes`, one person of `default_skill`, and costs
+    `maintenance_cost`. `crews` are the people per skill, usually the plant
+    description's. The crew of `default_skill` has `crew_size` people unless `crews`
+    names that skill.
+    """
 
     cycles_per_hour: float = 1.0
     maintenance_minutes: int = 480
     maintenance_cost: float = 100.0
     crew_size: int = 1
     risk_threshold_cycles: float = 30.0
+    crews: tuple[Crew, ...] = ()
+    default_skill: str = DEFAULT_SKILL
+
+    def crew_capacity(self) -> dict[str, int]:
+        """Return the people of each skill, the default skill's crew included."""
+        capacity = {crew.skill: crew.size for crew in self.crews}
+        capacity.setdefault(self.default_skill, self.crew_size)
+        return capacity
+
+    def staffing_problem(self, action: RecommendedAction) -> str | None:
+        """Return why the crews cannot staff `action`, or None when they can."""
+        capacity = self.crew_capacity()
+        size = capacity.get(action.skill)
+        if size is None:
+            return f"no crew has skill {action.skill!r} (crews: {sorted(capacity)})"
+        if action.crew_size > size:
+            return (
+                f"it needs {action.crew_size} people with skill {action.skill!r}, but that "
+                f"crew has {size}"
+            )
+        return None
 
 
 @dataclass(frozen=True)
@@ -252,7 +286,7 @@ def snapshot_plan(
         machines=tuple(sorted(all_machines)),
         jobs=tuple(jobs),
         maintenance=tuple(maintenance),
-        crew_size=policy.crew_size,
+        crews=tuple(Crew(skill, size) for skill, size in sorted(policy.crew_capacity().items())),
         name=name,
         downtime=tuple(downtime),
         fixed=tuple(fixed),
@@ -331,7 +365,6 @@ def _maintenance(
     started_ends: dict[str, int],
 ) -> list[MachineMaintenance]:
     maintenance = []
-    duration = max(1, math.ceil(policy.maintenance_minutes / unit_minutes))
 
     for machine in sorted(machines):
         machine_state = state.machine_states.get(machine)
@@ -361,9 +394,56 @@ def _maintenance(
             reason += ", after the running operation"
 
         maintenance.append(
-            MachineMaintenance(machine, deadline, duration, policy.maintenance_cost, reason)
+            _maintenance_entry(
+                machine, deadline, reason, machine_state.recommended_action, policy, unit_minutes
+            )
         )
     return maintenance
+
+
+def _maintenance_entry(
+    machine: str,
+    deadline: int,
+    reason: str,
+    action: RecommendedAction | None,
+    policy: MaintenancePolicy,
+    unit_minutes: int,
+) -> MachineMaintenance:
+    """Size a machine's window from its recommended action, or from the policy without one.
+
+    An action that the crews cannot staff keeps its duration and cost but falls back
+    to the default skill's crew, needing the action's crew size capped at that crew's size.
+    """
+    if action is None:
+        return MachineMaintenance(
+            machine,
+            deadline,
+            duration=_duration_units(policy.maintenance_minutes, unit_minutes),
+            cost=policy.maintenance_cost,
+            reason=reason,
+            skill=policy.default_skill,
+        )
+
+    skill, crew_size = action.skill, action.crew_size
+    if policy.staffing_problem(action) is not None:
+        skill = policy.default_skill
+        crew_size = min(action.crew_size, policy.crew_capacity()[skill])
+        reason += f", staffed by the {skill!r} crew"
+    return MachineMaintenance(
+        machine,
+        deadline,
+        duration=_duration_units(action.duration_minutes, unit_minutes),
+        cost=action.cost,
+        reason=reason,
+        skill=skill,
+        crew_size=crew_size,
+        action=action.name,
+    )
+
+
+def _duration_units(minutes: int, unit_minutes: int) -> int:
+    """Return a duration in whole plan units, rounded up and at least 1."""
+    return max(1, math.ceil(minutes / unit_minutes))
 
 
 def _with_published(
@@ -414,6 +494,7 @@ def _with_published(
         jobs=plan.jobs,
         maintenance=plan.maintenance,
         crew_size=plan.crew_size,
+        crews=plan.crews,
         name=plan.name,
         downtime=plan.downtime,
         fixed=tuple(fixed),
@@ -569,17 +650,18 @@ class SchedulerService:
         return tuple(self._reasons)
 
     def handle(self, records: list[DecodedRecord], dead_letters: DeadLetterSink) -> None:
+        """Apply each event to the open plan, and store maintenance and operation events."""
+        stored = []
         for record in records:
             try:
                 self._apply(record.event)
             except ValueError as error:
                 dead_letters.send_record(record, str(error))
+                continue
+            if isinstance(record.event, HISTORY_EVENTS):
+                stored.append(record.event)
         if self.history is not None:
-            self.history.write_events(
-                record.event
-                for record in records
-                if isinstance(record.event, MaintenanceDone | FailureReported)
-            )
+            self.history.write_events(stored)
 
     def flush(self) -> None:
         """Store pending history; schedules are sent as they are solved."""
@@ -815,6 +897,20 @@ class SchedulerService:
         previous = state.machine_states.get(event.machine_id)
         state.machine_states[event.machine_id] = event
         state.advance_clock(event.ts)
+
+        action = event.recommended_action
+        previous_action = None if previous is None else previous.recommended_action
+        if action is not None and action != previous_action:
+            problem = self.policy.staffing_problem(action)
+            if problem is not None:
+                logger.warning(
+                    "machine %s: recommended action %s cannot be staffed because %s; its "
+                    "window goes to the %r crew",
+                    event.machine_id,
+                    action.name,
+                    problem,
+                    self.policy.default_skill,
+                )
 
         threshold = self.policy.risk_threshold_cycles
         was_below = previous is not None and previous.rul.p10 < threshold

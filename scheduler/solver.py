@@ -51,7 +51,8 @@ def solve(plan: Plan, settings: SolverSettings | None = None) -> Schedule:
     The model chooses one eligible machine and a start time for every operation, and
     which machines get a maintenance window and when. Each job's operations run in
     order, after the job's release. Each machine runs one operation or window at a
-    time, and nothing while it is down. At most `plan.crew_size` windows run at once.
+    time, and nothing while it is down. The windows that need one skill never need more
+    people at once than that skill's crew has.
     No machine runs past its maintenance deadline unless its window comes first, as
     `scheduler.constraints` describes in detail. Fixed operations keep their machine
     and start. The model minimizes the weighted objective of `settings.weights`, and
@@ -187,7 +188,7 @@ def _read_solution(
             machine=machine,
             start=solver.value(maintenance.start),
             end=solver.value(maintenance.end),
-            reason=maintenance.entry.reason,
+            reason=maintenance.entry.window_reason,
         )
         for machine, maintenance in variables.maintenance.items()
         if solver.value(maintenance.present)

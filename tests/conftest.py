@@ -57,3 +57,19 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -
     registry = Registry(root)
     registry.promote(registry.register(trained))
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def pseudonym_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the pseudonym key that tests and their commands create out of the user's folder.
+
+    Subprocesses inherit the variable, so `plantpulse demo` in a test creates its key here.
+    """
+    path = tmp_path_factory.mktemp("privacy") / "pseudonym.key"
+    previous = os.environ.get("PLANTPULSE_PRIVACY__KEY_FILE")
+    os.environ["PLANTPULSE_PRIVACY__KEY_FILE"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["PLANTPULSE_PRIVACY__KEY_FILE"]
+    else:
+        os.environ["PLANTPULSE_PRIVACY__KEY_FILE"] = previous

@@ -1,4 +1,4 @@
-"""History of readings, machine states, schedules and maintenance: Parquet or InfluxDB 2."""
+"""History of readings, machine states, schedules, maintenance and operations: Parquet or InfluxDB 2."""
 
 from ingest.history.config import HistoryConfig, open_history
 from ingest.history.points import (
@@ -7,6 +7,7 @@ from ingest.history.points import (
     MAINTENANCE,
     MAINTENANCE_WINDOW,
     MEASUREMENTS,
+    OPERATION_EVENT,
     SCHEDULE,
     SCHEDULED_OPERATION,
     SENSOR_READING,
@@ -29,6 +30,7 @@ __all__ = [
     "MAINTENANCE",
     "MAINTENANCE_WINDOW",
     "MEASUREMENTS",
+    "OPERATION_EVENT",
     "SCHEDULE",
     "SCHEDULED_OPERATION",
     "SENSOR_READING",

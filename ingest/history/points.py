@@ -10,6 +10,8 @@ Field names of a sensor reading carry a prefix, `channel.` for sensor channels a
 `context.` for production context, so that a channel and a context field may share a name.
 A machine state stores its channel shares as `channel_score.` fields, and its likely
 causes and recommended action as JSON text, because they are nested.
+Started and completed operations are tagged with their machine and with `event`
+("started" or "completed"), and their context fields carry the same `context.` prefix.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from ingest.events import (
     MaintenanceDone,
     RecommendedAction,
     RemainingUsefulLife,
+    OperationCompleted,
+    OperationStarted,
     Schedule,
     SensorReading,
 )
@@ -40,6 +44,7 @@ SCHEDULED_OPERATION = "scheduled_operation"
 MAINTENANCE_WINDOW = "maintenance_window"
 MAINTENANCE = "maintenance"
 FAILURE = "failure"
+OPERATION_EVENT = "operation_event"
 
 MEASUREMENTS = (
     SENSOR_READING,
@@ -49,6 +54,7 @@ MEASUREMENTS = (
     MAINTENANCE_WINDOW,
     MAINTENANCE,
     FAILURE,
+    OPERATION_EVENT,
 )
 
 CHANNEL_PREFIX = "channel."
@@ -81,6 +87,8 @@ def points_from_event(event: Event) -> list[Point]:
         return schedule_points(event)
     if isinstance(event, MaintenanceDone | FailureReported):
         return [maintenance_point(event)]
+    if isinstance(event, OperationStarted | OperationCompleted):
+        return [operation_event_point(event)]
     return []
 
 
@@ -178,6 +186,14 @@ def maintenance_point(event: MaintenanceDone | FailureReported) -> Point:
     if event.component is not None:
         fields["component"] = event.component
     return Point(measurement, {"machine_id": event.machine_id}, event.ts, fields)
+
+
+def operation_event_point(event: OperationStarted | OperationCompleted) -> Point:
+    kind = "started" if isinstance(event, OperationStarted) else "completed"
+    fields: dict[str, FieldValue] = {"job_id": event.job_id, "operation": event.operation}
+    for name, context_value in event.context.items():
+        fields[CONTEXT_PREFIX + name] = context_value
+    return Point(OPERATION_EVENT, {"machine_id": event.machine_id, "event": kind}, event.ts, fields)
 
 
 def reading_from_point(point: Point) -> SensorReading:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from plantpulse.settings import SettingsError, load_settings
+from ingest.privacy import PseudonymKeyError
+from plantpulse.settings import SettingsError, load_pseudonym_key, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +99,56 @@ def test_sasl_password_is_secret_and_reaches_client_options() -> None:
     assert "s3cret" not in repr(settings)
     assert options["sasl_plain_password"] == "s3cret"
     assert options["security_protocol"] == "SASL_SSL"
+
+
+PSEUDONYM_KEY = "a-pseudonym-key-of-forty-characters-long"
+
+
+def test_pseudonym_key_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTPULSE_PRIVACY__PSEUDONYM_KEY", PSEUDONYM_KEY)
+
+    settings = load_settings()
+
+    assert PSEUDONYM_KEY not in repr(settings)
+    assert PSEUDONYM_KEY not in str(settings.privacy)
+    assert PSEUDONYM_KEY not in settings.model_dump_json()
+    assert load_pseudonym_key(settings) == PSEUDONYM_KEY.encode()
+
+
+def test_short_pseudonym_key_is_rejected() -> None:
+    settings = load_settings(privacy={"pseudonym_key": "too-short"})
+
+    with pytest.raises(
+        PseudonymKeyError, match=r"privacy\.pseudonym_key has 9 characters\. Use at least 32"
+    ):
+        load_pseudonym_key(settings)
+
+
+def test_unset_key_is_created_in_state_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.delenv("PLANTPULSE_PRIVACY__PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("PLANTPULSE_PRIVACY__KEY_FILE", raising=False)
+
+    first = load_pseudonym_key(load_settings())
+    second = load_pseudonym_key(load_settings())
+
+    key_file = tmp_path / "plantpulse" / "pseudonym.key"
+    assert first == second
+    assert key_file.read_text().strip().encode() == first
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_unwritable_key_file_names_the_fix(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    settings = load_settings(privacy={"key_file": blocker / "pseudonym.key"})
+
+    with pytest.raises(PseudonymKeyError) as caught:
+        load_pseudonym_key(settings)
+
+    assert f"cannot read or create the pseudonym key file {blocker / 'pseudonym.key'}" in str(
+        caught.value
+    )
+    assert "privacy.pseudonym_key" in str(caught.value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler import Job, MachineMaintenance, Operation, OperationOption, Plan, Schedule
+from scheduler import Crew, Job, MachineMaintenance, Operation, OperationOption, Plan, Schedule
 
 
 def single_option_job(job_id: str, machine: str, duration: int, **fields: object) -> Job:
@@ -84,3 +84,32 @@ def deadline_violations(plan: Plan, schedule: Schedule) -> list[str]:
         if item.machine not in window_ends or window_ends[item.machine] > item.start:
             found.append(f"{item.job}/{item.operation} on {item.machine} ends at {item.end}")
     return found
+
+
+def skilled_crew_plan(electricians: int, people_per_window: int = 1) -> Plan:
+    """Machines A and B need an electrician window first, machine C a mechanic window.
+
+    Each machine is needed for one 2-unit job and is past its deadline. A's action
+    takes 4 units and B's 3, each with `people_per_window` electricians. C's takes 5
+    units and the one mechanic. When A's and B's windows cannot overlap, the later of
+    their jobs ends at 9 at the earliest. When they can, both windows start at 0.
+    """
+
+    def window(
+        machine: str, duration: int, cost: float, action: str, skill: str, people: int
+    ) -> MachineMaintenance:
+        return MachineMaintenance(
+            machine, 0, duration, cost, "RUL", skill=skill, crew_size=people, action=action
+        )
+
+    return Plan(
+        machines=("A", "B", "C"),
+        jobs=tuple(single_option_job(f"J{machine}", machine, 2) for machine in "ABC"),
+        maintenance=(
+            window("A", 4, 30.0, "replace-drive", "electrician", people_per_window),
+            window("B", 3, 20.0, "rewire-sensor", "electrician", people_per_window),
+            window("C", 5, 10.0, "replace-belt", "mechanic", 1),
+        ),
+        crews=(Crew("electrician", electricians), Crew("mechanic", 1)),
+        name=f"{electricians} electricians, {people_per_window} per window",
+    )

@@ -19,6 +19,7 @@ from scheduler import (
     ScheduledOperation,
     check_schedule,
 )
+from tests.scheduler.plans import skilled_crew_plan
 
 PLAN = Plan(
     machines=("M1", "M2"),
@@ -177,7 +178,59 @@ def test_crew_overload_is_reported() -> None:
 
     violations = check_schedule(PLAN, schedule_of(operations, windows))
 
-    assert violations == ["2 maintenance windows run at time 3 (M1, M2), but the crew can run 1"]
+    assert violations == [
+        "2 maintenance windows need 2 people with skill 'maintenance' at time 3 (M1, M2), "
+        "but that crew has 1"
+    ]
+
+
+def overlapping_electrician_windows(plan: Plan) -> Schedule:
+    """Start the windows of A, B and C at 0, and every job after its machine's window."""
+    operations = (
+        ScheduledOperation("JA", 0, "A", 4, 6),
+        ScheduledOperation("JB", 0, "B", 3, 5),
+        ScheduledOperation("JC", 0, "C", 5, 7),
+    )
+    windows = (
+        MaintenanceWindow("A", 0, 4, ""),
+        MaintenanceWindow("B", 0, 3, ""),
+        MaintenanceWindow("C", 0, 5, ""),
+    )
+    return Schedule.from_assignment(
+        plan, operations, windows, status="feasible", objective=None, bound=None, solve_seconds=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("electricians", "people_per_window", "expected"),
+    [
+        (2, 1, []),
+        (
+            1,
+            1,
+            [
+                "2 maintenance windows need 2 people with skill 'electrician' at time 0 "
+                "(A, B), but that crew has 1"
+            ],
+        ),
+        (
+            2,
+            2,
+            [
+                "2 maintenance windows need 4 people with skill 'electrician' at time 0 "
+                "(A, B), but that crew has 2"
+            ],
+        ),
+    ],
+)
+def test_crew_of_each_skill_is_checked(
+    electricians: int, people_per_window: int, expected: list[str]
+) -> None:
+    plan = skilled_crew_plan(electricians, people_per_window)
+
+    violations = check_schedule(plan, overlapping_electrician_windows(plan))
+
+    assert violations == expected
 
 
 @pytest.mark.parametrize(

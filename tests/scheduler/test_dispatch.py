@@ -14,6 +14,7 @@ from tests.scheduler.plans import (
     deadline_violations,
     passed_deadline_plan,
     single_option_job,
+    skilled_crew_plan,
 )
 
 
@@ -82,6 +83,37 @@ def test_dispatch_crew_of_two_shares_windows() -> None:
     assert check_schedule(plan, schedule) == []
     assert sorted(window.start for window in schedule.maintenance) == [0, 0, 4]
     assert schedule.makespan == 10
+
+
+def test_dispatch_one_electrician_runs_windows_in_turn() -> None:
+    plan = skilled_crew_plan(electricians=1)
+
+    schedule = dispatch_schedule(plan)
+
+    windows = {window.machine: (window.start, window.end) for window in schedule.maintenance}
+    assert check_schedule(plan, schedule) == []
+    assert windows["C"] == (0, 5)
+    assert sorted(windows[machine] for machine in "AB") in ([(0, 3), (3, 7)], [(0, 4), (4, 7)])
+
+
+def test_dispatch_two_electricians_share_windows() -> None:
+    plan = skilled_crew_plan(electricians=2)
+
+    schedule = dispatch_schedule(plan)
+
+    windows = {window.machine: (window.start, window.end) for window in schedule.maintenance}
+    assert check_schedule(plan, schedule) == []
+    assert windows == {"A": (0, 4), "B": (0, 3), "C": (0, 5)}
+
+
+def test_dispatch_two_person_windows_run_in_turn() -> None:
+    plan = skilled_crew_plan(electricians=2, people_per_window=2)
+
+    schedule = dispatch_schedule(plan)
+
+    windows = {window.machine: (window.start, window.end) for window in schedule.maintenance}
+    assert check_schedule(plan, schedule) == []
+    assert sorted(windows[machine] for machine in "AB") in ([(0, 3), (3, 7)], [(0, 4), (4, 7)])
 
 
 def test_dispatch_order_by_finish_and_due() -> None:

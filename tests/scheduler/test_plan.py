@@ -7,6 +7,7 @@ import re
 import pytest
 
 from scheduler import (
+    Crew,
     Job,
     MachineDowntime,
     MachineMaintenance,
@@ -154,6 +155,104 @@ def test_two_maintenance_entries_for_one_machine_are_rejected() -> None:
 def test_crew_size_below_one_is_rejected() -> None:
     with pytest.raises(PlanError, match="crew_size 0 must be an integer >= 1"):
         Plan(machines=("M1",), jobs=(one_step_job("J1"),), crew_size=0)
+
+
+def electrician_window(machine: str, people: int = 1) -> MachineMaintenance:
+    return MachineMaintenance(
+        machine, deadline=5, duration=2, cost=1.0, skill="electrician", crew_size=people
+    )
+
+
+def test_skill_without_crew_is_rejected() -> None:
+    with pytest.raises(PlanError) as caught:
+        Plan(
+            machines=("M1",),
+            jobs=(one_step_job("J1"),),
+            maintenance=(electrician_window("M1"),),
+            crews=(Crew("mechanic", 2),),
+        )
+
+    assert caught.value.problems == (
+        "maintenance of 'M1' needs skill 'electrician', but no crew has it "
+        "(crews: ['mechanic']); add a crew with that skill",
+    )
+
+
+def test_skill_missing_from_default_crew_is_rejected() -> None:
+    with pytest.raises(PlanError, match="needs skill 'electrician', but no crew has it"):
+        Plan(
+            machines=("M1",),
+            jobs=(one_step_job("J1"),),
+            maintenance=(electrician_window("M1"),),
+            crew_size=3,
+        )
+
+
+def test_crew_size_above_crew_is_rejected() -> None:
+    with pytest.raises(PlanError) as caught:
+        Plan(
+            machines=("M1",),
+            jobs=(one_step_job("J1"),),
+            maintenance=(electrician_window("M1", people=3),),
+            crews=(Crew("electrician", 2),),
+        )
+
+    assert caught.value.problems == (
+        "maintenance of 'M1' needs 3 people with skill 'electrician', but that crew has 2",
+    )
+
+
+def test_repeated_crew_skill_is_rejected() -> None:
+    with pytest.raises(PlanError, match="crew skill 'electrician' is listed 2 times"):
+        Plan(
+            machines=("M1",),
+            jobs=(one_step_job("J1"),),
+            crews=(Crew("electrician", 1), Crew("electrician", 2)),
+        )
+
+
+def test_crew_size_beside_crews_is_rejected() -> None:
+    with pytest.raises(PlanError, match="crew_size 2 is given together with crews"):
+        Plan(
+            machines=("M1",),
+            jobs=(one_step_job("J1"),),
+            crews=(Crew("electrician", 1),),
+            crew_size=2,
+        )
+
+
+@pytest.mark.parametrize(
+    ("skill", "size", "expected"),
+    [
+        ("", 1, "crew skill '' is empty"),
+        ("welder", 0, "crew 'welder': size 0 must be an integer >= 1"),
+    ],
+)
+def test_invalid_crew_is_rejected(skill: str, size: int, expected: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        Crew(skill, size)
+
+    assert caught.value.problems == (expected,)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"skill": ""}, "maintenance of 'M1': skill '' is empty"),
+        ({"crew_size": 0}, "maintenance of 'M1': crew_size 0 must be an integer >= 1"),
+    ],
+)
+def test_invalid_staffing_is_rejected(fields: dict[str, object], expected: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        MachineMaintenance("M1", deadline=5, duration=2, cost=1.0, **fields)  # type: ignore[arg-type]
+
+    assert caught.value.problems == (expected,)
+
+
+def test_default_crew_holds_crew_size_people() -> None:
+    plan = Plan(machines=("M1",), jobs=(one_step_job("J1"),), crew_size=3)
+
+    assert plan.crew_capacity() == {"maintenance": 3}
 
 
 def test_every_plan_problem_is_reported_at_once() -> None:

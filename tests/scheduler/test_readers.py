@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import (
+    Crew,
     Job,
     MachineDowntime,
     MachineMaintenance,
@@ -114,6 +115,46 @@ def test_json_round_trip_keeps_every_field(tmp_path: Path) -> None:
 
     assert read_plan_json(path) == plan
     assert json.loads(path.read_text())["format"] == "plantpulse-plan"
+
+
+def test_json_round_trip_keeps_crews_and_staffing(tmp_path: Path) -> None:
+    plan = Plan(
+        machines=("press", "lathe"),
+        jobs=(Job("order-7", (Operation((OperationOption("press", 4),)),)),),
+        maintenance=(
+            MachineMaintenance(
+                "press", 2, 3, 80.0, "RUL p10", skill="hydraulics", crew_size=2, action="reseal"
+            ),
+            MachineMaintenance("lathe", 5, 1, 10.0),
+        ),
+        crews=(Crew("hydraulics", 2), Crew("maintenance", 1)),
+    )
+    path = tmp_path / "plan.json"
+
+    write_plan_json(plan, path)
+
+    document = json.loads(path.read_text())
+    assert document["crews"] == [
+        {"skill": "hydraulics", "size": 2},
+        {"skill": "maintenance", "size": 1},
+    ]
+    assert "crew_size" not in document
+    assert document["maintenance"][0]["skill"] == "hydraulics"
+    assert document["maintenance"][0]["crew_size"] == 2
+    assert document["maintenance"][0]["action"] == "reseal"
+    assert read_plan_json(path) == plan
+
+
+def test_json_staffing_defaults_to_default_crew(tmp_path: Path) -> None:
+    maintenance = [{"machine": "M1", "deadline": 3, "duration": 1, "cost": 5.0}]
+    path = write(tmp_path, "plan.json", json.dumps(json_plan(maintenance=maintenance, crew_size=2)))
+
+    plan = read_plan_json(path)
+
+    assert plan.crew_capacity() == {"maintenance": 2}
+    assert plan.maintenance[0].skill == "maintenance"
+    assert plan.maintenance[0].crew_size == 1
+    assert plan.maintenance[0].action == ""
 
 
 def test_json_whole_number_weight_and_cost_read_as_float(tmp_path: Path) -> None:
@@ -345,4 +386,70 @@ def test_json_fixed_on_ineligible_machine_gives_reason(tmp_path: Path) -> None:
     path = write(tmp_path, "bad.json", json.dumps(document))
 
     with pytest.raises(PlanFileError, match="machine 'M1' is not eligible"):
+        read_plan_json(path)
+
+
+def broken_crew_plan(tmp_path: Path, **changes: object) -> Path:
+    document = json_plan(
+        machines=["M1", "M2", "M3"],
+        crews=[{"skill": "electrician", "size": 1}],
+        maintenance=[
+            {"machine": "M1", "deadline": 3, "duration": 1, "cost": 5.0, "skill": "welder"},
+            {
+                "machine": "M2",
+                "deadline": 3,
+                "duration": 1,
+                "cost": 5.0,
+                "skill": "electrician",
+                "crew_size": 2,
+            },
+            {"machine": "M3", "deadline": 3, "duration": 1, "cost": 5.0},
+        ],
+    )
+    document.update(changes)
+    return write(tmp_path, "bad.json", json.dumps(document))
+
+
+def test_json_broken_crews_give_every_reason(tmp_path: Path) -> None:
+    path = broken_crew_plan(tmp_path)
+
+    with pytest.raises(PlanFileError) as caught:
+        read_plan_json(path)
+
+    message = str(caught.value)
+    assert (
+        "maintenance of 'M1' needs skill 'welder', but no crew has it (crews: ['electrician'])"
+        in message
+    )
+    assert (
+        "maintenance of 'M2' needs 2 people with skill 'electrician', but that crew has 1"
+        in message
+    )
+    assert "maintenance of 'M3' needs skill 'maintenance', but no crew has it" in message
+
+
+def test_json_crew_size_beside_crews_is_rejected(tmp_path: Path) -> None:
+    document = json_plan(crew_size=1, crews=[{"skill": "maintenance", "size": 2}])
+    path = write(tmp_path, "bad.json", json.dumps(document))
+
+    with pytest.raises(PlanFileError, match="crew_size 1 is given together with crews"):
+        read_plan_json(path)
+
+
+def test_json_invalid_crew_names_index(tmp_path: Path) -> None:
+    crews = [{"skill": "maintenance", "size": 0}, {"skill": "", "size": 1}]
+    path = write(tmp_path, "bad.json", json.dumps(json_plan(crews=crews)))
+
+    with pytest.raises(PlanFileError) as caught:
+        read_plan_json(path)
+
+    assert "crews[0]: crew 'maintenance': size 0 must be an integer >= 1" in str(caught.value)
+    assert "crews[1]: crew skill '' is empty" in str(caught.value)
+
+
+def test_json_unknown_staffing_key_is_rejected(tmp_path: Path) -> None:
+    maintenance = [{"machine": "M1", "deadline": 3, "duration": 1, "cost": 5.0, "people": 2}]
+    path = write(tmp_path, "bad.json", json.dumps(json_plan(maintenance=maintenance)))
+
+    with pytest.raises(PlanFileError, match=r"maintenance\[0\]\.people: Extra inputs"):
         read_plan_json(path)

@@ -19,7 +19,7 @@ from scheduler import (
 )
 from scheduler.gantt import write_gantt_png
 from scheduler.schedule import MaintenanceWindow, ScheduledOperation
-from tests.scheduler.plans import crossing_deadline_plan, single_option_job
+from tests.scheduler.plans import crossing_deadline_plan, single_option_job, skilled_crew_plan
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -53,6 +53,58 @@ def test_schedule_command_writes_json_and_gantt(tmp_path: Path) -> None:
     assert document["makespan"] == 15
     assert document["maintenance"][0]["reason"] == "worn"
     assert (tmp_path / "line3.schedule.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_schedule_command_solves_plan_with_crews(tmp_path: Path) -> None:
+    plan_path = tmp_path / "crews.json"
+    write_plan_json(skilled_crew_plan(electricians=1), plan_path)
+
+    result = plantpulse("schedule", str(plan_path), "--time-limit", "5", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "status optimal, makespan 9," in lines[0]
+    assert lines[2] == "crews (people per skill): electrician 1, mechanic 1"
+    document = json.loads((tmp_path / "crews.schedule.json").read_text())
+    windows = {window["machine"]: window for window in document["maintenance"]}
+    assert windows["A"]["reason"] == "replace-drive: RUL"
+    assert windows["A"]["end"] - windows["A"]["start"] == 4
+    assert windows["B"]["end"] - windows["B"]["start"] == 3
+    assert windows["A"]["end"] <= windows["B"]["start"] or (
+        windows["B"]["end"] <= windows["A"]["start"]
+    )
+
+
+def test_schedule_command_rejects_understaffed_plan(tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    document = {
+        "format": "plantpulse-plan",
+        "version": 1,
+        "machines": ["M1"],
+        "jobs": [{"id": "J1", "operations": [{"options": [{"machine": "M1", "duration": 2}]}]}],
+        "crews": [{"skill": "electrician", "size": 1}],
+        "maintenance": [
+            {
+                "machine": "M1",
+                "deadline": 0,
+                "duration": 2,
+                "cost": 5.0,
+                "skill": "electrician",
+                "crew_size": 2,
+            }
+        ],
+    }
+    plan_path.write_text(json.dumps(document))
+
+    result = plantpulse("schedule", str(plan_path), cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert (
+        "maintenance of 'M1' needs 2 people with skill 'electrician', but that crew has 1"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.png"))
 
 
 def test_schedule_command_honours_output_paths(tmp_path: Path) -> None:

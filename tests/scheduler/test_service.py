@@ -18,6 +18,7 @@ from ingest.events import (
     OperationCompleted,
     OperationSpec,
     OperationStarted,
+    RecommendedAction,
     RemainingUsefulLife,
     Schedule,
     ScheduledOperationOut,
@@ -25,13 +26,14 @@ from ingest.events import (
 )
 from ingest.stream import DeadLetterSink, DecodedRecord
 from ingest.topics import SCHEDULE
-from scheduler import ObjectiveWeights, SolverSettings, check_schedule
+from scheduler import Crew, ObjectiveWeights, SolverSettings, check_schedule, solve
 from scheduler.service import (
     MaintenancePolicy,
     Outage,
     PlanState,
     SchedulerService,
     build_plan,
+    to_schedule_event,
 )
 
 NOW = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
@@ -85,6 +87,123 @@ def test_deadline_is_rul_p10_converted_by_cycles_per_hour() -> None:
     assert maintenance["M1"].deadline == 4  # 10 cycles at 2 per hour = 5 h, predicted 1 h ago
     assert maintenance["M1"].duration == 2  # 90 minutes rounded up to whole hours
     assert [op.options[0].duration for op in plan.jobs[0].operations] == [1, 2]
+
+
+BEARING_SWAP = RecommendedAction(
+    name="bearing-swap", duration_minutes=150, skill="mechanic", crew_size=2, cost=900.0
+)
+SENSOR_CHECK = RecommendedAction(
+    name="sensor-check", duration_minutes=30, skill="electrician", crew_size=1, cost=40.0
+)
+CREWS = (Crew("mechanic", 2), Crew("electrician", 1))
+
+
+def recommending(state: MachineState, action: RecommendedAction | None) -> MachineState:
+    return state.model_copy(update={"recommended_action": action})
+
+
+def test_window_follows_recommended_action() -> None:
+    state = PlanState()
+    state.jobs["J1"] = job("J1", {"M1": 60}, {"M2": 60})
+    state.machine_states["M1"] = recommending(machine_state("M1", p10=1.0), BEARING_SWAP)
+    state.machine_states["M2"] = recommending(machine_state("M2", p10=1.0), SENSOR_CHECK)
+    state.advance_clock(NOW)
+    policy = MaintenancePolicy(cycles_per_hour=1.0, maintenance_minutes=480, crews=CREWS)
+
+    plan, _ = build_plan(state, policy, unit_minutes=60)
+
+    entries = plan.maintenance_by_machine()
+    assert entries["M1"].duration == 3  # 150 minutes rounded up to whole hours
+    assert entries["M1"].skill == "mechanic"
+    assert entries["M1"].crew_size == 2
+    assert entries["M1"].cost == 900.0
+    assert entries["M1"].action == "bearing-swap"
+    assert entries["M2"].duration == 1
+    assert entries["M2"].skill == "electrician"
+    assert entries["M2"].cost == 40.0
+    assert plan.crew_capacity() == {"electrician": 1, "maintenance": 1, "mechanic": 2}
+
+
+def test_window_without_action_uses_policy_defaults() -> None:
+    state = PlanState()
+    state.jobs["J1"] = job("J1", {"M1": 60})
+    state.machine_states["M1"] = machine_state("M1", p10=1.0)
+    state.advance_clock(NOW)
+    policy = MaintenancePolicy(
+        cycles_per_hour=1.0,
+        maintenance_minutes=90,
+        maintenance_cost=70.0,
+        crew_size=3,
+        crews=CREWS,
+        default_skill="fitter",
+    )
+
+    plan, _ = build_plan(state, policy, unit_minutes=60)
+
+    (entry,) = plan.maintenance
+    assert (entry.duration, entry.cost, entry.skill, entry.crew_size) == (2, 70.0, "fitter", 1)
+    assert entry.action == ""
+    assert plan.crew_capacity()["fitter"] == 3
+
+
+def test_unstaffable_action_falls_back_to_default_crew(caplog: pytest.LogCaptureFixture) -> None:
+    welding = RecommendedAction(
+        name="reweld-frame", duration_minutes=240, skill="welder", crew_size=2, cost=500.0
+    )
+    service = SchedulerService(
+        FakeProducer(),  # type: ignore[arg-type]
+        "plant-test",
+        MaintenancePolicy(cycles_per_hour=1.0, crew_size=1, crews=CREWS),
+        SolverSettings(time_limit_s=5),
+        debounce_s=0,
+    )
+
+    with caplog.at_level("WARNING", logger="scheduler.service"):
+        service.handle(
+            records(
+                job("J1", {"M1": 60}),
+                recommending(machine_state("M1", p10=1.0), welding),
+                recommending(machine_state("M1", p10=0.5), welding),
+            ),
+            DeadLetterSink(FakeProducer()),  # type: ignore[arg-type]
+        )
+    plan, _ = build_plan(service.state, service.policy, unit_minutes=60)
+
+    (entry,) = plan.maintenance
+    assert (entry.duration, entry.cost, entry.skill, entry.crew_size) == (
+        4,
+        500.0,
+        "maintenance",
+        1,
+    )
+    assert entry.reason.endswith("staffed by the 'maintenance' crew")
+    warnings = [r.getMessage() for r in caplog.records if "cannot be staffed" in r.getMessage()]
+    assert warnings == [
+        "machine M1: recommended action reweld-frame cannot be staffed because no crew has "
+        "skill 'welder' (crews: ['electrician', 'maintenance', 'mechanic']); its window goes "
+        "to the 'maintenance' crew"
+    ]
+
+
+def test_published_window_names_action_and_its_length() -> None:
+    state = PlanState()
+    state.jobs["J1"] = job("J1", {"M1": 60})
+    state.machine_states["M1"] = recommending(machine_state("M1", p10=0.0), BEARING_SWAP)
+    state.advance_clock(NOW)
+    plan, origin = build_plan(
+        state, MaintenancePolicy(cycles_per_hour=1.0, crews=CREWS), unit_minutes=30
+    )
+
+    solved = solve(plan, SolverSettings(time_limit_s=5))
+    event = to_schedule_event(solved, "plant-test", origin, 30, "1-test", ["v0001"])
+
+    assert check_schedule(plan, solved) == []
+    (window,) = event.maintenance_windows
+    assert window.end - window.start == timedelta(minutes=150)
+    assert window.reason == "bearing-swap: RUL p10 0 cycles (critical), model v0001"
+    assert event.kpis.maintenance_cost == 900.0
+    (operation,) = event.operations
+    assert operation.start >= window.end
 
 
 def test_completed_operations_leave_the_plan() -> None:
@@ -169,6 +288,19 @@ def _solved_back(event: Schedule, plan: object) -> object:
         bound=event.bound,
         solve_seconds=event.solve_seconds,
     )
+
+
+class FakeProducer:
+    """A producer stand-in that collects sent events, for tests without a broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None, object]] = []
+
+    def send(self, topic: str, key: str | None, event: object) -> None:
+        self.sent.append((topic, key, event))
+
+    def flush(self) -> None:
+        pass
 
 
 class FakeClock:

@@ -28,6 +28,7 @@ from tests.scheduler.plans import (
     deadline_violations,
     passed_deadline_plan,
     single_option_job,
+    skilled_crew_plan,
 )
 
 QUICK = SolverSettings(time_limit_s=5, workers=2)
@@ -152,6 +153,51 @@ def test_larger_crew_runs_windows_together() -> None:
     assert schedule.maintenance_count == 3
     assert {window.start for window in schedule.maintenance} == {0}
     assert schedule.makespan == 6
+
+
+def windows_of(schedule: Schedule) -> dict[str, tuple[int, int]]:
+    return {window.machine: (window.start, window.end) for window in schedule.maintenance}
+
+
+def test_one_electrician_serializes_electrician_windows() -> None:
+    schedule = solve_checked(skilled_crew_plan(electricians=1))
+
+    windows = windows_of(schedule)
+    assert schedule.status == "optimal"
+    assert windows["A"][1] - windows["A"][0] == 4
+    assert windows["B"][1] - windows["B"][0] == 3
+    assert windows["A"][1] <= windows["B"][0] or windows["B"][1] <= windows["A"][0]
+    assert windows["C"] == (0, 5)  # the mechanic works alongside the electrician
+    assert schedule.makespan == 9
+    assert schedule.maintenance_cost == 60.0
+
+
+def test_two_electricians_overlap_one_person_windows() -> None:
+    schedule = solve_checked(skilled_crew_plan(electricians=2))
+
+    windows = windows_of(schedule)
+    assert windows["A"] == (0, 4)
+    assert windows["B"] == (0, 3)
+    assert schedule.makespan == 7
+
+
+def test_two_person_windows_take_the_whole_crew() -> None:
+    schedule = solve_checked(skilled_crew_plan(electricians=2, people_per_window=2))
+
+    windows = windows_of(schedule)
+    assert windows["A"][1] <= windows["B"][0] or windows["B"][1] <= windows["A"][0]
+    assert schedule.makespan == 9
+
+
+def test_window_reason_starts_with_action() -> None:
+    schedule = solve_checked(skilled_crew_plan(electricians=2))
+
+    reasons = {window.machine: window.reason for window in schedule.maintenance}
+    assert reasons == {
+        "A": "replace-drive: RUL",
+        "B": "rewire-sensor: RUL",
+        "C": "replace-belt: RUL",
+    }
 
 
 def test_maintenance_cost_weight_avoids_costly_window() -> None:
