@@ -40,7 +40,7 @@ from ingest.windows import MachineWindows, MissingChannelError, Window
 
 if TYPE_CHECKING:
     from models.knowledge import Diagnosis, PlantKnowledge
-    from models.plant import PlantDescription
+    from models.plant import MaintenanceActionSpec, PlantDescription
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class Predictor:
         self.engine = engine
         self.plant = plant
         self._knowledge: PlantKnowledge | None = None
+        self._action_events: dict[str, RecommendedAction] = {}
         self._valid_ranges: list[tuple[str, float | None, float | None, str]] = []
         if plant is not None:
             from models.knowledge import PlantKnowledge  # imports torch through models
@@ -282,9 +283,19 @@ class Predictor:
             causes: list[LikelyCause] = []
             action: RecommendedAction | None = None
             if self._knowledge is not None:
-                diagnosis = self._knowledge.diagnose(prediction.channel_scores)
-                causes = likely_causes(diagnosis)
-                action = recommended_action(diagnosis)
+                modes, advice = self._knowledge.likely_modes(
+                    prediction.channel_scores, LIKELY_CAUSE_COUNT
+                )
+                causes = [
+                    LikelyCause(
+                        component=mode.component,
+                        failure_mode=mode.failure_mode,
+                        score=min(1.0, mode.score),
+                        evidence=list(mode.channels),
+                    )
+                    for mode in modes
+                ]
+                action = self._action_event(advice)
             state = MachineState(
                 machine_id=window.machine_id,
                 ts=window.reading.ts,
@@ -311,6 +322,15 @@ class Predictor:
         self.stats.states += len(batch)
         self.stats.batches += 1
 
+    def _action_event(self, action: MaintenanceActionSpec | None) -> RecommendedAction | None:
+        # The event is immutable and the same for every window that recommends the action.
+        if action is None:
+            return None
+        event = self._action_events.get(action.name)
+        if event is None:
+            event = self._action_events[action.name] = action_event(action)
+        return event
+
 
 def likely_causes(diagnosis: Diagnosis, count: int = LIKELY_CAUSE_COUNT) -> list[LikelyCause]:
     """Return the ``count`` highest-ranked failure modes of a diagnosis as event fields."""
@@ -330,6 +350,11 @@ def recommended_action(diagnosis: Diagnosis) -> RecommendedAction | None:
     action = diagnosis.recommended_action
     if action is None:
         return None
+    return action_event(action)
+
+
+def action_event(action: MaintenanceActionSpec) -> RecommendedAction:
+    """Return a plant description's maintenance action as a MachineState field."""
     return RecommendedAction(
         name=action.name,
         duration_minutes=action.duration_minutes,

@@ -35,6 +35,7 @@ __all__ = [
     "ComponentRanking",
     "Diagnosis",
     "FailureModeRanking",
+    "LikelyMode",
     "PlantKnowledge",
     "diagnose",
 ]
@@ -113,6 +114,16 @@ class Diagnosis:
 
 
 @dataclass(frozen=True, slots=True)
+class LikelyMode:
+    """A failure mode among the top of a ranking, with its evidence channels, largest first."""
+
+    component: str
+    failure_mode: str
+    score: float
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _IndexedMode:
     component: str
     failure_mode: str
@@ -144,6 +155,7 @@ class PlantKnowledge:
             )
             for component, mode in plant.failure_modes()
         ]
+        self._actions = {action.name: action for action in plant.actions}
 
     @property
     def evidence_channels(self) -> frozenset[str]:
@@ -166,6 +178,57 @@ class PlantKnowledge:
             action = self.plant.action(modes[0].actions[0])
         ordered_shares = dict(sorted(shares.items(), key=lambda item: _rank_key(item[1])))
         return Diagnosis(ordered_shares, ignored, components, modes, action)
+
+    def likely_modes(
+        self, channel_scores: Mapping[str, float], count: int
+    ) -> tuple[tuple[LikelyMode, ...], MaintenanceActionSpec | None]:
+        """Return the ``count`` highest-ranked failure modes and the recommended action.
+
+        The ranking, scores and evidence order equal those of ``diagnose``, which a test
+        checks. This path builds no ranking of components and no evidence of the other
+        modes, so the predictor can afford it for every window.
+        """
+        evidence = {
+            channel: float(score)
+            for channel, score in channel_scores.items()
+            if score > 0.0 and channel in self._component_of
+        }
+        total = sum(evidence.values())
+        if total <= 0.0:
+            return (), None
+        shares = {channel: score / total for channel, score in evidence.items()}
+
+        scored: list[tuple[float, int]] = []
+        for index, mode in enumerate(self._modes):
+            raw_score = sum(
+                shares[channel] * weight for channel, weight in mode.indicators if channel in shares
+            )
+            if raw_score > 0.0:
+                scored.append((raw_score, index))
+        if not scored:
+            return (), None
+        mode_total = sum(raw_score for raw_score, _ in scored)
+        # Sorting on (rank key, description position) is the stable sort that diagnose does.
+        scored.sort(key=lambda item: (_rank_key(item[0] / mode_total), item[1]))
+
+        top = []
+        for raw_score, index in scored[:count]:
+            mode = self._modes[index]
+            contributions = [
+                (channel, shares[channel] * weight)
+                for channel, weight in mode.indicators
+                if channel in shares
+            ]
+            contributions.sort(key=lambda item: _rank_key(item[1]))
+            top.append(
+                LikelyMode(
+                    component=mode.component,
+                    failure_mode=mode.failure_mode,
+                    score=raw_score / mode_total,
+                    channels=tuple(channel for channel, _ in contributions),
+                )
+            )
+        return tuple(top), self._actions[self._modes[scored[0][1]].actions[0]]
 
     def _shares(
         self, channel_scores: Mapping[str, float]

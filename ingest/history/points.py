@@ -27,10 +27,10 @@ from ingest.events import (
     LikelyCause,
     MachineState,
     MaintenanceDone,
-    RecommendedAction,
-    RemainingUsefulLife,
     OperationCompleted,
     OperationStarted,
+    RecommendedAction,
+    RemainingUsefulLife,
     Schedule,
     SensorReading,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -192,3 +193,26 @@ def test_prepared_knowledge_matches_shortcut(cmapss: PlantDescription) -> None:
     assert knowledge.evidence_channels == {
         c.name for c in cmapss.channels if c.component is not None
     }
+
+
+@pytest.mark.parametrize("plant_name", ["cmapss", "ai4i"])
+def test_likely_modes_match_full_diagnosis(plant_name: str) -> None:
+    plant = example_plant(plant_name)  # type: ignore[arg-type]
+    knowledge = PlantKnowledge(plant)
+    rng = random.Random(7)
+    levels = [0.0, 0.25, 1e-3, math.nan]
+
+    for _ in range(300):
+        scores = {
+            channel: rng.choice([*levels, rng.random(), rng.random()])
+            for channel in plant.channel_names
+        }
+        full = knowledge.diagnose(scores)
+        top, action = knowledge.likely_modes(scores, 3)
+
+        expected = [
+            (mode.component, mode.failure_mode, mode.score, tuple(mode.channels))
+            for mode in full.failure_modes[:3]
+        ]
+        assert [(m.component, m.failure_mode, m.score, m.channels) for m in top] == expected
+        assert action == full.recommended_action
