@@ -7,6 +7,7 @@ Each instance is solved by one solver after the other, never both at once.
 
     python benchmarks/scheduler.py --time-limit 10 --workers 2
     python benchmarks/scheduler.py --time-limit 60 --instances ft06,la01,mk01
+    python benchmarks/scheduler.py --time-limit 60 --instances mk05 --solvers plantpulse --seed 3
 
 PyJobShop comes with the `bench` extra: `pip install -e '.[bench]'`.
 """
@@ -77,9 +78,9 @@ def main() -> None:
         plan = read_plan(path)
         for solver in solvers:
             if solver == "plantpulse":
-                run = run_plantpulse(plan, name, optimum, arguments.time_limit, arguments.workers)
+                run = run_plantpulse(plan, name, optimum, arguments)
             elif solver == "pyjobshop":
-                run = run_pyjobshop(plan, name, optimum, arguments.time_limit, arguments.workers)
+                run = run_pyjobshop(plan, name, optimum, arguments)
             else:
                 raise SystemExit(f"unknown solver {solver!r}; use plantpulse and/or pyjobshop")
             logger.info(
@@ -105,6 +106,9 @@ def parse_arguments() -> argparse.Namespace:
         "--time-limit", type=float, default=10.0, help="seconds per instance and solver"
     )
     parser.add_argument("--workers", type=int, default=2, help="CP-SAT search workers")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="CP-SAT random seed of both solvers (default: 0)"
+    )
     parser.add_argument(
         "--instances",
         default=",".join(JSPLIB_INSTANCES + BRANDIMARTE_INSTANCES),
@@ -149,10 +153,11 @@ def load_instances(data_dir: Path, names: str) -> dict[str, tuple[Path, int]]:
     return instances
 
 
-def run_plantpulse(plan: Plan, name: str, optimum: int, time_limit: float, workers: int) -> Run:
+def run_plantpulse(plan: Plan, name: str, optimum: int, arguments: argparse.Namespace) -> Run:
     settings = SolverSettings(
-        time_limit_s=time_limit,
-        workers=workers,
+        time_limit_s=arguments.time_limit,
+        workers=arguments.workers,
+        seed=arguments.seed,
         weights=ObjectiveWeights(makespan=1, weighted_tardiness=0, maintenance_cost=0, changes=0),
     )
     started = time.perf_counter()
@@ -173,7 +178,7 @@ def run_plantpulse(plan: Plan, name: str, optimum: int, time_limit: float, worke
     )
 
 
-def run_pyjobshop(plan: Plan, name: str, optimum: int, time_limit: float, workers: int) -> Run:
+def run_pyjobshop(plan: Plan, name: str, optimum: int, arguments: argparse.Namespace) -> Run:
     from pyjobshop import Model
 
     model = Model()
@@ -191,8 +196,13 @@ def run_pyjobshop(plan: Plan, name: str, optimum: int, time_limit: float, worker
     model.set_objective(weight_makespan=1)
 
     started = time.perf_counter()
+    # PyJobShop 0.0.9 sets extra keyword arguments as CP-SAT parameters.
     result = model.solve(
-        solver="ortools", time_limit=time_limit, display=False, num_workers=workers
+        solver="ortools",
+        time_limit=arguments.time_limit,
+        display=False,
+        num_workers=arguments.workers,
+        random_seed=arguments.seed,
     )
     seconds = time.perf_counter() - started
 

@@ -135,13 +135,24 @@ def _check_windows(plan: Plan, windows: tuple[MaintenanceWindow, ...]) -> list[s
     return violations
 
 
+def _machine_spans(schedule: Schedule) -> list[tuple[str, int, int, str]]:
+    """Return machine, start, end and label of every operation and window of `schedule`."""
+    spans = [
+        (item.machine, item.start, item.end, _label(item.job, item.operation))
+        for item in schedule.operations
+    ]
+    spans += [
+        (window.machine, window.start, window.end, "its maintenance window")
+        for window in schedule.maintenance
+    ]
+    return spans
+
+
 def _check_machine_overlap(schedule: Schedule) -> list[str]:
     violations = []
     busy: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    for item in schedule.operations:
-        busy[item.machine].append((item.start, item.end, _label(item.job, item.operation)))
-    for window in schedule.maintenance:
-        busy[window.machine].append((window.start, window.end, "its maintenance window"))
+    for machine, start, end, label in _machine_spans(schedule):
+        busy[machine].append((start, end, label))
 
     for machine, spans in busy.items():
         spans.sort()
@@ -206,21 +217,12 @@ def _check_crew(plan: Plan, windows: tuple[MaintenanceWindow, ...]) -> list[str]
 
 def _check_downtime(plan: Plan, schedule: Schedule) -> list[str]:
     violations = []
-    spans = [
-        (item.machine, item.start, item.end, _label(item.job, item.operation))
-        for item in schedule.operations
-    ]
-    spans += [
-        (window.machine, window.start, window.end, "its maintenance window")
-        for window in schedule.maintenance
-    ]
+    spans = _machine_spans(schedule)
 
     for interval in plan.downtime:
         until = "further notice" if interval.end is None else str(interval.end)
         for machine, start, end, label in spans:
-            down_before_end = interval.start < end
-            up_before_start = interval.end is not None and interval.end <= start
-            if machine == interval.machine and down_before_end and not up_before_start:
+            if machine == interval.machine and interval.overlaps(start, end):
                 violations.append(
                     f"machine {machine!r} runs {label} from {start} to {end}, but it is down "
                     f"from {interval.start} until {until}"

@@ -25,6 +25,7 @@ the stability objective term and the solver's starting point.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -762,32 +763,33 @@ class SchedulerService:
         self._reasons.append(reason)
         logger.info("re-plan requested: %s", reason)
 
-    def _apply(self, event: object) -> None:
-        if isinstance(event, JobReleased):
-            self._job_released(event)
-        elif isinstance(event, JobCancelled):
-            self._job_cancelled(event)
-        elif isinstance(event, OperationStarted):
-            self._operation_started(event)
-        elif isinstance(event, OperationCompleted):
-            self._operation_completed(event)
-        elif isinstance(event, MachineState):
-            self._machine_state(event)
-        elif isinstance(event, FailureReported):
-            self._machine_down(event)
-        elif isinstance(event, MaintenanceDone):
-            self._machine_maintained(event)
+    def _record_change(self, ts: datetime, reason: str | None) -> None:
+        """Move the plan clock up to `ts`, count a new plan version and request a re-plan for `reason`.
 
+        A `reason` of None changes the plan without requesting a re-plan.
+        """
+        self.state.advance_clock(ts)
+        self.state.version += 1
+        if reason is not None:
+            self._trigger(reason)
+
+    @functools.singledispatchmethod
+    def _apply(self, event: object) -> None:
+        """Update the open plan from `event` with the handler registered for its type.
+
+        Events of other types leave the plan as it is.
+        """
+
+    @_apply.register
     def _job_released(self, event: JobReleased) -> None:
         state = self.state
         known = event.job_id in state.jobs
         if known:
             state.forget_job(event.job_id)
         state.jobs[event.job_id] = event
-        state.advance_clock(event.ts)
-        state.version += 1
-        self._trigger(f"job {event.job_id} {'updated' if known else 'released'}")
+        self._record_change(event.ts, f"job {event.job_id} {'updated' if known else 'released'}")
 
+    @_apply.register
     def _job_cancelled(self, event: JobCancelled) -> None:
         state = self.state
         if event.job_id not in state.jobs:
@@ -796,9 +798,7 @@ class SchedulerService:
                 "released, already cancelled or already complete"
             )
         state.forget_job(event.job_id)
-        state.advance_clock(event.ts)
-        state.version += 1
-        self._trigger(f"job {event.job_id} cancelled")
+        self._record_change(event.ts, f"job {event.job_id} cancelled")
 
     def _check_operation(self, event: OperationStarted | OperationCompleted) -> None:
         job = self.state.jobs.get(event.job_id)
@@ -813,6 +813,7 @@ class SchedulerService:
                 f"of job {event.job_id}; eligible: {sorted(eligible)}"
             )
 
+    @_apply.register
     def _operation_started(self, event: OperationStarted) -> None:
         self._check_operation(event)
         state = self.state
@@ -846,12 +847,7 @@ class SchedulerService:
         if event.operation > 0:
             self._complete((event.job_id, event.operation - 1))
         state.started[key] = event
-        state.advance_clock(event.ts)
-        state.version += 1
-
-        deviation = self._deviation_from_published(event)
-        if deviation is not None:
-            self._trigger(deviation)
+        self._record_change(event.ts, self._deviation_from_published(event))
 
     def _deviation_from_published(self, event: OperationStarted) -> str | None:
         published = self.last_published
@@ -877,11 +873,11 @@ class SchedulerService:
             )
         return None
 
+    @_apply.register
     def _operation_completed(self, event: OperationCompleted) -> None:
         self._check_operation(event)
         self._complete((event.job_id, event.operation))
-        self.state.advance_clock(event.ts)
-        self.state.version += 1
+        self._record_change(event.ts, None)
 
     def _complete(self, key: tuple[str, int]) -> None:
         state = self.state
@@ -892,6 +888,7 @@ class SchedulerService:
         if index + 1 >= len(state.jobs[job_id].operations):
             state.forget_job(job_id)
 
+    @_apply.register
     def _machine_state(self, event: MachineState) -> None:
         state = self.state
         previous = state.machine_states.get(event.machine_id)
@@ -920,6 +917,7 @@ class SchedulerService:
                 f"risk threshold {threshold:g}"
             )
 
+    @_apply.register
     def _machine_down(self, event: FailureReported) -> None:
         state = self.state
         until = (
@@ -944,18 +942,17 @@ class SchedulerService:
                 )
                 del state.started[key]
 
-        state.advance_clock(event.ts)
-        state.version += 1
         until_text = "further notice" if until is None else until.isoformat()
-        self._trigger(f"machine {event.machine_id} down until {until_text}")
+        self._record_change(event.ts, f"machine {event.machine_id} down until {until_text}")
 
+    @_apply.register
     def _machine_maintained(self, event: MaintenanceDone) -> None:
         state = self.state
         was_down = state.outages.pop(event.machine_id, None) is not None
         state.machine_states.pop(event.machine_id, None)
-        state.advance_clock(event.ts)
-        state.version += 1
-        self._trigger(f"machine {event.machine_id} {'up' if was_down else 'maintained'}")
+        self._record_change(
+            event.ts, f"machine {event.machine_id} {'up' if was_down else 'maintained'}"
+        )
 
 
 def solver_settings_from(

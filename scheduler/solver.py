@@ -28,7 +28,10 @@ class SolverSettings:
     `num_workers`). With `log_progress`, CP-SAT's search log goes to the
     "scheduler.solver.cpsat" logger at INFO level, one record per non-blank line. With
     `use_hint`, the plan's reference assignments are the search's starting point
-    (a CP-SAT solution hint).
+    (a CP-SAT solution hint). With `redundant_cumulative`, plans in which operations can
+    choose between machines also get the redundant cumulative constraint that
+    `scheduler.constraints` describes. It is off by default because it slowed the
+    makespan search on Brandimarte mk05.
     """
 
     time_limit_s: float = 10.0
@@ -37,6 +40,7 @@ class SolverSettings:
     seed: int = 0
     log_progress: bool = False
     use_hint: bool = True
+    redundant_cumulative: bool = False
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
@@ -72,7 +76,7 @@ def solve(plan: Plan, settings: SolverSettings | None = None) -> Schedule:
 
     model = cp_model.CpModel()
     variables = create_variables(model, plan)
-    add_constraints(model, plan, variables)
+    add_constraints(model, plan, variables, settings.redundant_cumulative)
     has_objective = set_objective(model, plan, variables, settings.weights)
     if settings.use_hint:
         _hint_reference(model, plan, variables)
