@@ -60,6 +60,8 @@ class TrainConfig:
     max_engines: int | None = None  # train_cmapss uses only the first N engines
     validation_fraction: float = 0.2
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    # NOTE: on 2 CPU cores shared with other jobs the 4 default epochs took from 16 s to
+    # 5.5 minutes, so under load this budget can end training before the fourth epoch.
     max_minutes: float | None = 3.0  # wall-clock budget checked after every batch; None: no limit
     # FD001 test engines have 31 to 303 cycles, so a few are padded at the front with
     # their first reading. Windows of 50 cycles beat 30 on the validation engines.
