@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from models import FusionConfig, FusionModel
+from models import FusionConfig, FusionModel, TrainConfig
 from models.fusion import CausalConv1d
 
 CHANNELS = ("s2", "s3", "s4", "s7")
@@ -91,6 +91,18 @@ def test_fusion_receptive_field_covers_default_window() -> None:
 
     assert config.receptive_field == 61
     assert config.receptive_field >= config.window
+
+
+def test_fusion_receptive_field_covers_training_window() -> None:
+    defaults = TrainConfig()
+    config = FusionConfig(
+        channels=CHANNELS,
+        context_fields=CONTEXT,
+        window=defaults.window,
+        n_layers=defaults.n_layers,
+    )
+
+    assert config.receptive_field >= defaults.window
 
 
 def test_fusion_config_round_trips_through_json() -> None:

@@ -17,16 +17,20 @@ from models import (
 )
 from models.inference import attribution_shares, channel_attributions
 
+from .conftest import SMALL_TRAIN_CONFIG
+
+WINDOW = SMALL_TRAIN_CONFIG.window
+
 
 def raw_windows(cmapss: CmapssData, channels: tuple[str, ...], count: int) -> np.ndarray:
-    """Return the last 30 raw cycles of the first ``count`` training engines, (count, 30, C)."""
+    """Return the last WINDOW raw cycles of the first ``count`` training engines, (count, W, C)."""
     columns = [SENSOR_CHANNELS.index(name) for name in channels]
-    return np.stack([engine.sensors[-30:, columns] for engine in cmapss.train[:count]])
+    return np.stack([engine.sensors[-WINDOW:, columns] for engine in cmapss.train[:count]])
 
 
 def raw_context(cmapss: CmapssData, count: int) -> np.ndarray:
-    """Return the matching raw settings, (count, 30, 3)."""
-    return np.stack([engine.settings[-30:] for engine in cmapss.train[:count]])
+    """Return the matching raw settings, (count, W, 3)."""
+    return np.stack([engine.settings[-WINDOW:] for engine in cmapss.train[:count]])
 
 
 @pytest.fixture
@@ -36,7 +40,7 @@ def engine(small_trained: TrainedModel) -> InferenceEngine:
 
 def test_engine_exposes_model_inputs(engine: InferenceEngine, small_trained: TrainedModel) -> None:
     assert engine.version == "test"
-    assert engine.window == 30
+    assert engine.window == 50
     assert engine.channels == small_trained.config.channels
     assert engine.channels[:3] == ("s2", "s3", "s4")
     assert engine.context_fields == SETTING_FIELDS
@@ -169,7 +173,7 @@ def test_channel_attributions_independent_per_window(small_trained: TrainedModel
 
 
 def test_predict_empty_batch_returns_nothing(engine: InferenceEngine) -> None:
-    windows = np.zeros((0, 30, len(engine.channels)), dtype=np.float32)
+    windows = np.zeros((0, WINDOW, len(engine.channels)), dtype=np.float32)
 
     assert engine.predict(windows, np.zeros((0, 3), dtype=np.float32)) == []
 

@@ -167,3 +167,16 @@ def test_evaluate_cmapss_test_scores_all_engines(
     assert metrics["phm08_score"] > 0
     assert 0 <= metrics["p10_p90_coverage"] <= 1
     assert 0 <= metrics["state_accuracy"] <= 1
+
+
+def test_default_window_pads_short_test_engines(
+    small_trained: TrainedModel, cmapss: CmapssData, data_dir: Path
+) -> None:
+    shortest = min(len(engine) for engine in cmapss.test)
+
+    metrics = evaluate_cmapss_test(small_trained, data_dir)
+
+    assert small_trained.config.window == TrainConfig().window == 50
+    assert shortest == 31
+    assert metrics["engines"] == 100
+    assert np.isfinite(metrics["rmse"])
