@@ -28,7 +28,7 @@ from models.cmapss import (
 )
 from models.device import resolve_device
 from models.evaluation import evaluate_cmapss_test, rmse
-from models.fusion import FusionConfig, FusionModel
+from models.fusion import FusionConfig, FusionModel, FusionOutput
 from models.lineage import Lineage, code_version, hash_data_files, utc_now_iso
 from models.normaliser import Normaliser
 from models.windows import WindowSet, fit_normaliser, make_windows
@@ -338,11 +338,9 @@ class _Trainer:
         assert isinstance(module, FusionModel)
         return module
 
-    def loss(
-        self, output: tuple[torch.Tensor, torch.Tensor], rul: torch.Tensor, state: torch.Tensor
-    ) -> torch.Tensor:
+    def loss(self, output: FusionOutput, rul: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """Pinball loss on RUL / rul_scale plus the weighted state cross-entropy."""
-        rul_quantiles, state_logits = output
+        rul_quantiles, state_logits = output.rul_quantiles, output.state_logits
         rul_loss = pinball_loss(
             rul_quantiles.float() / self.rul_scale, rul / self.rul_scale, self.quantiles
         )
