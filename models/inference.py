@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from models.device import resolve_device
-from models.fusion import FusionConfig, FusionModel
+from models.fusion import FusionConfig, FusionModel, FusionOutput
 from models.normaliser import Normaliser
 from models.registry import NoChampionError, Registry, RegistryError
 
@@ -24,14 +25,24 @@ TOP_CHANNEL_COUNT = 3
 
 @dataclass(frozen=True)
 class Prediction:
-    """One window's prediction; RUL values are in cycles with 0 <= p10 <= p50 <= p90."""
+    """One window's prediction; RUL values are in cycles with 0 <= p10 <= p50 <= p90.
+
+    A model trained without RUL targets (``FusionConfig.predicts_rul`` False) gives NaN
+    RUL values, state ``"unknown"`` and no state probabilities. ``failure_probabilities``
+    has one entry per failure label of a model with a failure head, and ``failures``
+    lists the labels whose probability reaches the model's threshold for that label.
+    """
 
     rul_p10: float
     rul_p50: float
     rul_p90: float
     state: str
     state_probabilities: dict[str, float]
-    top_channels: tuple[str, ...]  # channels with the largest gradient x input on RUL p50
+    # Channels with the largest gradient x input on RUL p50, or on the first failure
+    # label's logit for a model without RUL targets.
+    top_channels: tuple[str, ...]
+    failure_probabilities: dict[str, float] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
 
 
 class ModelParts(Protocol):
@@ -233,6 +244,7 @@ class InferenceEngine:
             output = served.model(sensor_tensor, context_tensor)
             quantiles = output.rul_quantiles.clamp(min=0.0).cpu().numpy()  # (b, Q)
             probabilities = torch.softmax(output.state_logits, dim=1).cpu().numpy()  # (b, S)
+            failure_array = _failure_probabilities(output.failure_logits, len(quantiles))
 
         attributions = channel_attributions(served.model, sensor_tensor, context_tensor)
         top_indices = torch.topk(attributions, k=min(TOP_CHANNEL_COUNT, attributions.shape[1]))
@@ -244,6 +256,7 @@ class InferenceEngine:
             config.quantiles.index(0.5),
             config.quantiles.index(0.9),
         )
+        failure_probabilities, failures = _failure_outputs(config, failure_array)
         predictions = []
         for row in range(len(quantiles)):
             state_probabilities = dict(
@@ -257,8 +270,12 @@ class InferenceEngine:
                     state=config.state_names[int(probabilities[row].argmax())],
                     state_probabilities=state_probabilities,
                     top_channels=tuple(config.channels[i] for i in top_positions[row]),
+                    failure_probabilities=failure_probabilities[row],
+                    failures=failures[row],
                 )
             )
+        if not config.predicts_rul:
+            predictions = [_without_rul(prediction) for prediction in predictions]
         return predictions
 
 
@@ -274,6 +291,53 @@ def channel_attributions(
     with torch.enable_grad():
         inputs = sensors.detach().clone().requires_grad_(True)  # (B, W, C)
         output = model(inputs, context)
-        median = output.rul_quantiles[:, model.median_index].sum()
+        median = _attribution_target(model, output).sum()
         (gradient,) = torch.autograd.grad(median, inputs)  # (B, W, C)
     return (gradient * inputs.detach()).sum(dim=1).abs()  # (B, C)
+
+
+def _attribution_target(model: FusionModel, output: FusionOutput) -> torch.Tensor:
+    """Return the (B,) output that attributions explain: RUL p50, else the first failure logit."""
+    if model.config.predicts_rul or output.failure_logits is None:
+        return output.rul_quantiles[:, model.median_index]
+    return output.failure_logits[:, 0]
+
+
+def _failure_probabilities(logits: torch.Tensor | None, rows: int) -> np.ndarray:
+    """Return sigmoid probabilities (b, F), or an empty (b, 0) array without a failure head."""
+    if logits is None:
+        return np.zeros((rows, 0), dtype=np.float32)
+    return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+def _failure_outputs(
+    config: FusionConfig, probabilities: np.ndarray
+) -> tuple[list[dict[str, float]], list[tuple[str, ...]]]:
+    """Return each row's probability per failure label and the labels at or over threshold.
+
+    A model registered before thresholds were chosen uses 0.5 for every label.
+    """
+    thresholds = config.failure_thresholds or (0.5,) * len(config.failure_modes)
+    by_label = [dict(zip(config.failure_modes, row.tolist(), strict=True)) for row in probabilities]
+    flagged = [
+        tuple(
+            label
+            for label, threshold in zip(config.failure_modes, thresholds, strict=True)
+            if row[label] >= threshold
+        )
+        for row in by_label
+    ]
+    return by_label, flagged
+
+
+def _without_rul(prediction: Prediction) -> Prediction:
+    # NOTE: the streaming predictor publishes MachineState, which needs a finite RUL and
+    # a health state, so it can serve only models with predicts_rul True.
+    return replace(
+        prediction,
+        rul_p10=math.nan,
+        rul_p50=math.nan,
+        rul_p90=math.nan,
+        state="unknown",
+        state_probabilities={},
+    )
