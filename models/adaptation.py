@@ -4,8 +4,8 @@ The new model starts from the parent's weights. The temporal encoder (sensor emb
 block convolutions and layer norms) stays frozen, because it holds what the parent
 learned about how the channels evolve. The context encoder, the FiLM projections and the
 heads learn from the new data. The new plant's readings get their own normaliser,
-fitted on its training engines, so the frozen encoder sees inputs on the scale it was
-trained on. Tabular failure-mode models adapt through `train_on_tabular`'s ``parent``.
+fitted on its training engines, so the frozen encoder receives inputs on the scale it
+was trained on. Tabular failure-mode models adapt through `train_on_tabular`'s ``parent``.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ def adapt_on_engines(
     """Train the context encoder and heads of a copy of ``parent`` on ``engines``.
 
     The new model keeps the parent's channels, context fields, window, sizes and RUL
-    cap; those fields of ``config`` are replaced by the parent's, and the lineage
-    records the settings actually used and the parent's version. Raises ValueError for
-    a parent that does not predict RUL or reads context fields C-MAPSS lacks.
+    cap, which override those fields of ``config``. The lineage records the settings
+    actually used and the parent's version. Raises ValueError for a parent that does
+    not predict RUL or that reads context fields C-MAPSS does not have.
     """
     started = time.monotonic()
     parent_config = parent.config

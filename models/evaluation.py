@@ -113,7 +113,7 @@ def failure_metrics(
 ) -> dict[str, float]:
     """Precision, recall, F1, support and threshold per failure label.
 
-    ``labels`` and ``probabilities`` are (N, F) with columns in ``names`` order; a window
+    ``labels`` and ``probabilities`` are (N, F) with columns in ``names`` order. A window
     predicts a label when its probability is at or above that label's threshold. A label
     never predicted has precision 0, and one never present has recall 0.
     """

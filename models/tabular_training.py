@@ -140,7 +140,7 @@ def train_on_tabular(
     progress: bool = True,
     parent: LoadedModel | None = None,
 ) -> TrainedModel:
-    """Train the failure head on ``data`` and return the best model by validation loss.
+    """Train the failure head on ``data``; return the best epoch by ``config.select_by``.
 
     With ``parent`` this adapts that model instead: the new model keeps the parent's
     architecture, window and weights, its temporal encoder stays frozen, and only the
