@@ -45,18 +45,23 @@ from models.training import TrainedModel
 
 logger = logging.getLogger(__name__)
 
+# Operations per window when neither the training settings nor the plant give one.
+DEFAULT_WINDOW = 10
+
 
 @dataclass(frozen=True)
 class TabularTrainConfig:
     """Settings of one training run on a tabular dataset; the size fields become the model's."""
 
     seed: int = 0
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.01
-    patience: int = 8  # epochs without a better validation score (select_by) before stopping
-    window: int = 10  # consecutive operations per window
+    patience: int = 12  # epochs without a better validation score (select_by) before stopping
+    # Consecutive operations per window; None takes the plant's dataset.window, else
+    # DEFAULT_WINDOW.
+    window: int | None = None
     block_length: int = 50  # consecutive operations per block of the split
     validation_fraction: float = 0.2
     test_fraction: float = 0.2
@@ -71,15 +76,17 @@ class TabularTrainConfig:
     select_by: Literal["loss", "average_precision"] = "loss"
     # Upper bound of negatives / positives as the weight of a label's positives. Without
     # it a label with a handful of positives, such as random failures, would dominate.
-    max_positive_weight: float = 50.0
+    max_positive_weight: float = 5.0
     device: str = "auto"  # "auto", "cpu" or "cuda"
     max_minutes: float | None = 5.0  # wall-clock budget checked after every batch
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("epochs", "batch_size", "patience", "window", "block_length", "d_model"):
+        for name in ("epochs", "batch_size", "patience", "block_length", "d_model"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.window is not None and self.window < 1:
+            problems.append(f"window must be at least 1 or None, got {self.window}")
         if self.n_layers < 1:
             problems.append(f"n_layers must be at least 1, got {self.n_layers}")
         if self.lr <= 0:
@@ -130,7 +137,12 @@ def train_tabular(
     progress: bool = True,
     parent: LoadedModel | None = None,
 ) -> TrainedModel:
-    """Load the plant's csv dataset and train on it; see `train_on_tabular`."""
+    """Load the plant's csv dataset and train on it; see `train_on_tabular`.
+
+    A ``config`` without a window takes the plant's ``dataset.window``.
+    """
+    if config.window is None and plant.dataset is not None and plant.dataset.window:
+        config = replace(config, window=plant.dataset.window)
     return train_on_tabular(load_tabular(plant, data_dir), config, progress, parent)
 
 
@@ -147,13 +159,16 @@ def train_on_tabular(
     context encoder, the FiLM projections and the heads learn. The parent must read the
     same channels. Context fields or failure labels that differ from the parent's get
     freshly initialised layers. The metrics include each label's test precision,
-    recall and F1 at the thresholds chosen on the validation split.
+    recall and F1 at the thresholds chosen on the validation split, and the same
+    figures on the validation split itself.
     """
     started = time.monotonic()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     if parent is not None:
         config = _parent_architecture(config, parent, data)
+    window = config.window or DEFAULT_WINDOW
+    config = replace(config, window=window)
     if config.max_operations is not None:
         data = data.head(config.max_operations)
 
@@ -164,7 +179,7 @@ def train_on_tabular(
     normaliser = fit_tabular_normaliser(data, blocks, split.train)
     windows = TabularSplitWindows(
         *(
-            make_tabular_windows(data, blocks, numbers, config.window, normaliser)
+            make_tabular_windows(data, blocks, numbers, window, normaliser)
             for numbers in (split.train, split.validation, split.test)
         )
     )
@@ -173,7 +188,7 @@ def train_on_tabular(
     model_config = FusionConfig(
         channels=data.channels,
         context_fields=data.context_fields,
-        window=config.window,
+        window=window,
         d_model=config.d_model,
         n_layers=config.n_layers,
         dropout=config.dropout,
@@ -190,6 +205,9 @@ def train_on_tabular(
     final.load_state_dict(model.state_dict())
     final.eval()
 
+    validation_metrics = failure_metrics(
+        windows.validation.labels, validation_probabilities, thresholds, data.labels
+    )
     test_metrics = failure_metrics(
         windows.test.labels, failure_probabilities(final, windows.test), thresholds, data.labels
     )
@@ -200,6 +218,7 @@ def train_on_tabular(
         "best_epoch": best_epoch["epoch"],
         "epochs_run": float(len(history)),
         "train_seconds": time.monotonic() - started,
+        **{f"validation_{name}": value for name, value in validation_metrics.items()},
         **{f"test_{name}": value for name, value in test_metrics.items()},
     }
     lineage = Lineage(

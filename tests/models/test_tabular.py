@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.plant import PlantDescription, example_plant, parse_plant
+from models.plant import PlantDescription, PlantDescriptionError, example_plant, parse_plant
 from models.tabular import (
     MACHINE_FAILURE_LABEL,
     TabularDataError,
@@ -252,3 +252,19 @@ def test_normaliser_fitted_on_chosen_blocks(tmp_path: Path) -> None:
     mean, std = normaliser.statistics(("ram_force", "shift=night"))
     np.testing.assert_allclose(mean, [199.5, 1.0])
     np.testing.assert_allclose(std, [0.5, 1.0])
+
+
+def test_ai4i_plant_reads_one_operation() -> None:
+    dataset = example_plant("ai4i").dataset
+
+    assert dataset is not None
+    assert dataset.window == 1
+
+
+def test_plant_window_below_one_rejected() -> None:
+    text = PRESS_PLANT.replace(
+        'failure_column = "Stopped"', 'failure_column = "Stopped"\nwindow = 0'
+    )
+
+    with pytest.raises(PlantDescriptionError, match=r"dataset\.window"):
+        parse_plant(text, ".toml")

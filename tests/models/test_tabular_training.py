@@ -11,13 +11,16 @@ import pytest
 
 from models import InferenceEngine, Registry, TrainedModel
 from models.evaluation import average_precision, choose_thresholds, failure_metrics
+from models.lineage import Lineage
 from models.plant import parse_plant
 from models.tabular import MACHINE_FAILURE_LABEL, TabularData, load_tabular
 from models.tabular_training import (
+    DEFAULT_WINDOW,
     TabularTrainConfig,
     evaluate_tabular_test,
     positive_weights,
     train_on_tabular,
+    train_tabular,
 )
 
 from .test_attribution import GAUGE_PLANT, write_bench_log
@@ -107,7 +110,7 @@ def test_average_precision_known_value() -> None:
 
 
 def test_tabular_config_rejects_invalid_values() -> None:
-    with pytest.raises(ValueError, match="window must be at least 1, got 0") as error:
+    with pytest.raises(ValueError, match="window must be at least 1 or None, got 0") as error:
         TabularTrainConfig(window=0, max_positive_weight=0.5)
 
     assert "max_positive_weight must be at least 1" in str(error.value)
@@ -191,3 +194,31 @@ def test_evaluation_rejects_other_labels(bench_model: TrainedModel, tmp_path: Pa
 
     with pytest.raises(ValueError, match=r"predicts failure labels \('other',\)"):
         evaluate_tabular_test(relabelled, data)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_plant_window_used_without_config_window(tmp_path: Path) -> None:
+    plant = parse_plant(
+        GAUGE_PLANT.replace('failure_column = "tripped"', 'failure_column = "tripped"\nwindow = 2'),
+        ".toml",
+    )
+    write_bench_log(tmp_path, steps=600, seed=5)
+
+    trained = train_tabular(plant, tmp_path, replace(BENCH_CONFIG, window=None, epochs=1), False)
+    default = train_on_tabular(
+        load_tabular(plant, tmp_path), replace(BENCH_CONFIG, window=None, epochs=1), False
+    )
+
+    assert plant.dataset is not None and plant.dataset.window == 2
+    assert trained.config.window == 2
+    assert trained.lineage.train_config["window"] == 2
+    assert default.config.window == DEFAULT_WINDOW
+
+
+def test_lineage_without_new_fields_loads() -> None:
+    lineage = Lineage.from_dict(
+        {"data_files": {}, "seed": 3, "code_version": "0.1.0", "created_at": "2026-12-01"}
+    )
+
+    assert lineage.test_units == ()
+    assert lineage.parent_version is None
