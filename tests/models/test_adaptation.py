@@ -41,7 +41,7 @@ def adapted(
     return registry, parent_version, registry.register(trained)
 
 
-def test_adapting_keeps_temporal_encoder_bit_identical(adapted: tuple[Registry, str, str]) -> None:
+def test_adapting_keeps_encoder_bit_identical(adapted: tuple[Registry, str, str]) -> None:
     registry, parent_version, child_version = adapted
     parent_encoder, _ = split_state(registry.load(parent_version).model)
     child_encoder, _ = split_state(registry.load(child_version).model)

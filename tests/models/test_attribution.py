@@ -144,7 +144,7 @@ def test_rul_attribution_ranks_deciding_channel_first() -> None:
     first = Counter(prediction.top_channels[0] for prediction in predictions)
 
     # Gradient x input on a briefly trained model gives a noise channel the top rank in
-    # a few windows, so the check asks for the large majority, not for all.
+    # a few windows, so the check requires the large majority, not all windows.
     assert trained.metrics["validation_rmse"] < 15
     assert first["s7"] >= 0.85 * len(predictions)
     assert first.most_common(1)[0][0] == "s7"

@@ -175,7 +175,7 @@ def test_fusion_config_needs_one_threshold_per_label() -> None:
         )
 
 
-def test_freeze_temporal_encoder_leaves_context_and_heads_trainable() -> None:
+def test_freeze_keeps_context_and_heads_trainable() -> None:
     config = FusionConfig(
         channels=CHANNELS, context_fields=CONTEXT, d_model=8, n_layers=2, failure_modes=("f",)
     )
