@@ -311,7 +311,11 @@ def train(
     ] = None,
     window: Annotated[
         int | None,
-        typer.Option(min=1, help="Tabular data: consecutive operations per window."),
+        typer.Option(
+            min=1,
+            help="Tabular data: consecutive operations per window (default: the plant's "
+            "dataset.window, else 10).",
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     promote: Annotated[
