@@ -1,5 +1,7 @@
-"""Fusion model, C-MAPSS data, training, evaluation, registry, inference and plant knowledge."""
+"""Fusion model, C-MAPSS and tabular data, training, adaptation, evaluation, registry,
+inference and plant knowledge."""
 
+from models.adaptation import adapt_cmapss, adapt_on_engines
 from models.cmapss import (
     RUL_CAP,
     SENSOR_CHANNELS,
@@ -16,9 +18,12 @@ from models.cmapss import (
     split_engines,
 )
 from models.evaluation import (
+    average_precision,
+    choose_thresholds,
     classification_metrics,
     evaluate_cmapss_test,
     evaluate_engines,
+    failure_metrics,
     phm08_score,
     rmse,
 )
@@ -42,6 +47,13 @@ from models.registry import (
     Registry,
     RegistryError,
     VersionNotFoundError,
+)
+from models.tabular import TabularData, TabularDataError, load_tabular
+from models.tabular_training import (
+    TabularTrainConfig,
+    evaluate_tabular_test,
+    train_on_tabular,
+    train_tabular,
 )
 from models.training import (
     TrainConfig,
@@ -78,20 +90,30 @@ __all__ = [
     "Prediction",
     "Registry",
     "RegistryError",
+    "TabularData",
+    "TabularDataError",
+    "TabularTrainConfig",
     "TrainConfig",
     "TrainedModel",
     "VersionNotFoundError",
     "WindowSet",
+    "adapt_cmapss",
+    "adapt_on_engines",
+    "average_precision",
     "cap_rul",
+    "choose_thresholds",
     "classification_metrics",
     "constant_channels",
     "diagnose",
     "evaluate_cmapss_test",
     "evaluate_engines",
+    "evaluate_tabular_test",
+    "failure_metrics",
     "fit_normaliser",
     "health_state_labels",
     "informative_channels",
     "load_cmapss",
+    "load_tabular",
     "make_windows",
     "phm08_score",
     "pinball_loss",
@@ -100,4 +122,6 @@ __all__ = [
     "split_engines",
     "train_cmapss",
     "train_on_engines",
+    "train_on_tabular",
+    "train_tabular",
 ]

@@ -103,3 +103,89 @@ def evaluate_cmapss_test(
     else:
         engine = InferenceEngine(engine_or_model, version="unregistered", device="cpu")
     return evaluate_engines(engine, load_cmapss(data_dir).test)
+
+
+def failure_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    thresholds: Sequence[float],
+    names: Sequence[str],
+) -> dict[str, float]:
+    """Precision, recall, F1, support and threshold per failure label.
+
+    ``labels`` and ``probabilities`` are (N, F) with columns in ``names`` order. A window
+    predicts a label when its probability is at or above that label's threshold. A label
+    never predicted has precision 0, and one never present has recall 0.
+    """
+    metrics: dict[str, float] = {}
+    for column, name in enumerate(names):
+        actual = labels[:, column] > 0.5
+        predicted = probabilities[:, column] >= thresholds[column]
+        precision, recall, f1 = _precision_recall_f1(actual, predicted)
+        metrics[f"{name}_precision"] = precision
+        metrics[f"{name}_recall"] = recall
+        metrics[f"{name}_f1"] = f1
+        metrics[f"{name}_support"] = float(actual.sum())
+        metrics[f"{name}_threshold"] = float(thresholds[column])
+    return metrics
+
+
+def choose_thresholds(
+    labels: np.ndarray, probabilities: np.ndarray, default: float = 0.5
+) -> tuple[float, ...]:
+    """Pick, per label, the probability threshold with the highest F1 on these windows.
+
+    Pass validation windows only, so that the test set never shapes the decision. The
+    threshold lies halfway between the lowest probability still predicted positive and
+    the next lower one, which leaves a margin on both sides. A label without positives,
+    or whose best F1 is 0, gets ``default``. Thresholds are clipped into [1e-6, 1 - 1e-6].
+    """
+    thresholds = []
+    for column in range(labels.shape[1]):
+        actual = labels[:, column] > 0.5
+        scores = probabilities[:, column].astype(np.float64)
+        if not actual.any():
+            thresholds.append(default)
+            continue
+
+        order = np.argsort(-scores, kind="stable")
+        sorted_scores = scores[order]
+        true_positives = np.cumsum(actual[order])
+        predicted_count = np.arange(1, len(scores) + 1)
+        # Only the last of equal scores is a valid cut: ties are predicted together.
+        last_of_tie = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
+        f1 = 2 * true_positives / (predicted_count + actual.sum())
+        f1 = np.where(last_of_tie, f1, -1.0)
+        best = int(np.argmax(f1))
+        if f1[best] <= 0:
+            thresholds.append(default)
+            continue
+
+        lower = sorted_scores[best + 1] if best + 1 < len(scores) else 0.0
+        threshold = (sorted_scores[best] + lower) / 2
+        thresholds.append(float(np.clip(threshold, 1e-6, 1 - 1e-6)))
+    return tuple(thresholds)
+
+
+def _precision_recall_f1(actual: np.ndarray, predicted: np.ndarray) -> tuple[float, float, float]:
+    true_positive = float(np.sum(actual & predicted))
+    predicted_count = float(np.sum(predicted))
+    actual_count = float(np.sum(actual))
+    precision = true_positive / predicted_count if predicted_count else 0.0
+    recall = true_positive / actual_count if actual_count else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def average_precision(actual: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the precision-recall curve as the mean precision at each positive's rank.
+
+    Ties are broken by input order. Returns 0 when there are no positives.
+    """
+    actual = np.asarray(actual) > 0.5
+    if not actual.any():
+        return 0.0
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    hits = actual[order]
+    precision_at_rank = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at_rank[hits].mean())

@@ -5,7 +5,8 @@ convolutions. The production context (B, K), for C-MAPSS the operating settings 
 over the window, scales and shifts each block's hidden features (FiLM: Perez et al.,
 "FiLM: Visual Reasoning with a General Conditioning Layer", AAAI 2018). The mean over
 time, which averages out sensor noise, and the last step, which is the most recent state,
-together feed two heads: RUL quantiles in cycles and health-state logits.
+together feed two heads: RUL quantiles in cycles and health-state logits. A model
+trained on labelled failures has a third, multi-label head: one logit per failure label.
 """
 
 from __future__ import annotations
@@ -32,10 +33,33 @@ class FusionConfig:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     state_names: tuple[str, ...] = ("healthy", "degrading", "critical")
     rul_scale: float = 125.0  # the heads work in RUL / rul_scale; outputs are in cycles
+    # Labels of the multi-label failure head, e.g. ("machine-failure", "tool-wear-failure");
+    # empty for a model without that head, as every C-MAPSS model is.
+    failure_modes: tuple[str, ...] = ()
+    # Probability at or above which each failure label is predicted, chosen on validation
+    # windows; empty until training has chosen them.
+    failure_thresholds: tuple[float, ...] = ()
+    # Whether the RUL and health-state heads were trained. Data without run-to-failure
+    # RUL, such as AI4I 2020, trains the failure head only: the other two heads still
+    # exist, so the architecture stays the same, but their outputs mean nothing.
+    predicts_rul: bool = True
 
     def __post_init__(self) -> None:
         if not self.channels:
             raise ValueError("FusionConfig needs at least one sensor channel")
+        if not self.predicts_rul and not self.failure_modes:
+            raise ValueError("a FusionConfig with predicts_rul=False needs failure_modes")
+        if len(set(self.failure_modes)) != len(self.failure_modes):
+            raise ValueError(f"failure_modes repeat a label: {self.failure_modes}")
+        if self.failure_thresholds and len(self.failure_thresholds) != len(self.failure_modes):
+            raise ValueError(
+                f"failure_thresholds has {len(self.failure_thresholds)} values for "
+                f"{len(self.failure_modes)} failure_modes; give one per label or none"
+            )
+        if not all(0.0 < threshold < 1.0 for threshold in self.failure_thresholds):
+            raise ValueError(
+                f"failure_thresholds must lie strictly between 0 and 1, got {self.failure_thresholds}"
+            )
         if list(self.quantiles) != sorted(self.quantiles) or 0.5 not in self.quantiles:
             raise ValueError(f"quantiles must be ascending and include 0.5, got {self.quantiles}")
 
@@ -50,7 +74,14 @@ class FusionConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
-        tuple_fields = ("channels", "context_fields", "quantiles", "state_names")
+        tuple_fields = (
+            "channels",
+            "context_fields",
+            "quantiles",
+            "state_names",
+            "failure_modes",
+            "failure_thresholds",
+        )
         values: dict[str, Any] = {
             key: tuple(data[key]) if key in tuple_fields else data[key] for key in data
         }
@@ -60,6 +91,7 @@ class FusionConfig:
 class FusionOutput(NamedTuple):
     rul_quantiles: torch.Tensor  # (B, Q) cycles, ascending along Q
     state_logits: torch.Tensor  # (B, S)
+    failure_logits: torch.Tensor | None = None  # (B, F); None without failure_modes
 
 
 class CausalConv1d(nn.Module):
@@ -120,6 +152,9 @@ class FusionModel(nn.Module):
         self.rul_head = nn.Linear(d, len(config.quantiles))
         self.state_head = nn.Linear(d, len(config.state_names))
         self.median_index = config.quantiles.index(0.5)
+        self.failure_head: nn.Linear | None = (
+            nn.Linear(d, len(config.failure_modes)) if config.failure_modes else None
+        )
 
     def forward(self, sensors: torch.Tensor, context: torch.Tensor) -> FusionOutput:
         # sensors: (B, W, C) normalised, context: (B, K) normalised
@@ -133,7 +168,8 @@ class FusionModel(nn.Module):
         summary = self.final_norm(self.pool(pooled))  # (B, D)
 
         rul_quantiles = self._ordered_quantiles(self.rul_head(summary)) * self.config.rul_scale
-        return FusionOutput(rul_quantiles, self.state_head(summary))
+        failure_logits = None if self.failure_head is None else self.failure_head(summary)
+        return FusionOutput(rul_quantiles, self.state_head(summary), failure_logits)
 
     def _ordered_quantiles(self, raw: torch.Tensor) -> torch.Tensor:
         # raw: (B, Q). The median is free; every other quantile is the median plus or
@@ -143,3 +179,25 @@ class FusionModel(nn.Module):
         gaps_above = F.softplus(raw[:, m + 1 :]).cumsum(dim=1)  # (B, Q - m - 1)
         gaps_below = F.softplus(raw[:, :m]).flip(1).cumsum(dim=1).flip(1)  # (B, m)
         return torch.cat([median - gaps_below, median, median + gaps_above], dim=1)  # (B, Q)
+
+
+def is_temporal_encoder_parameter(name: str) -> bool:
+    """Return whether a state-dict name belongs to the temporal encoder.
+
+    The temporal encoder is the sensor embedding and each residual block's layer norm
+    and convolutions. Each block's FiLM projection is the context's path into the
+    encoder, so it belongs with the context encoder and stays trainable.
+    """
+    if name.startswith("sensor_embedding."):
+        return True
+    return name.startswith("blocks.") and ".film." not in name
+
+
+def freeze_temporal_encoder(model: FusionModel) -> list[str]:
+    """Stop gradients for the temporal encoder's parameters and return their names."""
+    frozen = []
+    for name, parameter in model.named_parameters():
+        if is_temporal_encoder_parameter(name):
+            parameter.requires_grad_(False)
+            frozen.append(name)
+    return frozen

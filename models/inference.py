@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,10 @@ class Prediction:
     ``channel_scores`` maps every model channel to its share of the attribution on RUL
     p50 (|gradient x input|, see ``channel_attributions``). The shares are non-negative
     and sum to 1, except that they are all 0 when p50 does not depend on any channel.
+    A model trained without RUL targets (``FusionConfig.predicts_rul`` False) gives NaN
+    RUL values, state ``"unknown"`` and no state probabilities. ``failure_probabilities``
+    has one entry per failure label of a model with a failure head, and ``failures``
+    lists the labels whose probability reaches the model's threshold for that label.
     """
 
     rul_p10: float
@@ -36,8 +41,12 @@ class Prediction:
     rul_p90: float
     state: str
     state_probabilities: dict[str, float]
-    top_channels: tuple[str, ...]  # channels with the largest gradient x input on RUL p50
+    # Channels with the largest gradient x input on RUL p50, or on the first failure
+    # label's logit for a model without RUL targets.
+    top_channels: tuple[str, ...]
     channel_scores: dict[str, float] = field(default_factory=dict)
+    failure_probabilities: dict[str, float] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
 
 
 class ModelParts(Protocol):
@@ -241,6 +250,7 @@ class InferenceEngine:
         )
         quantiles = output.rul_quantiles.clamp(min=0.0).cpu().numpy()  # (b, Q)
         probabilities = torch.softmax(output.state_logits, dim=1).cpu().numpy()  # (b, S)
+        failure_array = _failure_probabilities(output.failure_logits, len(quantiles))
         top_indices = torch.topk(attributions, k=min(TOP_CHANNEL_COUNT, attributions.shape[1]))
         top_positions = top_indices.indices.cpu().numpy()  # (b, 3)
         shares = attribution_shares(attributions).cpu().numpy()  # (b, C)
@@ -251,6 +261,7 @@ class InferenceEngine:
             config.quantiles.index(0.5),
             config.quantiles.index(0.9),
         )
+        failure_probabilities, failures = _failure_outputs(config, failure_array)
         predictions = []
         for row in range(len(quantiles)):
             state_probabilities = dict(
@@ -265,8 +276,12 @@ class InferenceEngine:
                     state_probabilities=state_probabilities,
                     top_channels=tuple(config.channels[i] for i in top_positions[row]),
                     channel_scores=dict(zip(config.channels, shares[row].tolist(), strict=True)),
+                    failure_probabilities=failure_probabilities[row],
+                    failures=failures[row],
                 )
             )
+        if not config.predicts_rul:
+            predictions = [_without_rul(prediction) for prediction in predictions]
         return predictions
 
 
@@ -276,7 +291,8 @@ def channel_attributions(
     """Score each channel's contribution to RUL p50, shape (B, C).
 
     The score is |sum over time of gradient x input| on normalised inputs, i.e. how far
-    the channel moves p50 away from a window at the training mean. One backward
+    the channel moves p50 away from a window at the training mean. A model without RUL
+    targets is explained on its first failure label's logit instead. One backward
     pass covers the whole batch because windows do not interact in the model.
     """
     return predict_with_attributions(model, sensors, context)[1]
@@ -293,10 +309,14 @@ def predict_with_attributions(
     with torch.enable_grad():
         inputs = sensors.detach().clone().requires_grad_(True)  # (B, W, C)
         output = model(inputs, context)
-        median = output.rul_quantiles[:, model.median_index].sum()
+        median = _attribution_target(model, output).sum()
         (gradient,) = torch.autograd.grad(median, inputs)  # (B, W, C)
     attributions = (gradient * inputs.detach()).sum(dim=1).abs()  # (B, C)
-    detached = FusionOutput(output.rul_quantiles.detach(), output.state_logits.detach())
+    detached = FusionOutput(
+        output.rul_quantiles.detach(),
+        output.state_logits.detach(),
+        None if output.failure_logits is None else output.failure_logits.detach(),
+    )
     return detached, attributions
 
 
@@ -305,4 +325,51 @@ def attribution_shares(attributions: torch.Tensor) -> torch.Tensor:
     totals = attributions.sum(dim=1, keepdim=True)  # (B, 1)
     return torch.where(
         totals > 0, attributions / totals.clamp(min=torch.finfo(totals.dtype).tiny), 0.0
+    )
+
+
+def _attribution_target(model: FusionModel, output: FusionOutput) -> torch.Tensor:
+    """Return the (B,) output that attributions explain: RUL p50, else the first failure logit."""
+    if model.config.predicts_rul or output.failure_logits is None:
+        return output.rul_quantiles[:, model.median_index]
+    return output.failure_logits[:, 0]
+
+
+def _failure_probabilities(logits: torch.Tensor | None, rows: int) -> np.ndarray:
+    """Return sigmoid probabilities (b, F), or an empty (b, 0) array without a failure head."""
+    if logits is None:
+        return np.zeros((rows, 0), dtype=np.float32)
+    return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+def _failure_outputs(
+    config: FusionConfig, probabilities: np.ndarray
+) -> tuple[list[dict[str, float]], list[tuple[str, ...]]]:
+    """Return each row's probability per failure label and the labels at or over threshold.
+
+    A model registered before thresholds were chosen uses 0.5 for every label.
+    """
+    thresholds = config.failure_thresholds or (0.5,) * len(config.failure_modes)
+    by_label = [dict(zip(config.failure_modes, row.tolist(), strict=True)) for row in probabilities]
+    flagged = [
+        tuple(
+            label
+            for label, threshold in zip(config.failure_modes, thresholds, strict=True)
+            if row[label] >= threshold
+        )
+        for row in by_label
+    ]
+    return by_label, flagged
+
+
+def _without_rul(prediction: Prediction) -> Prediction:
+    # NOTE: the streaming predictor publishes MachineState, which needs a finite RUL and
+    # a health state, so it can serve only models with predicts_rul True.
+    return replace(
+        prediction,
+        rul_p10=math.nan,
+        rul_p50=math.nan,
+        rul_p90=math.nan,
+        state="unknown",
+        state_probabilities={},
     )

@@ -17,7 +17,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Lineage:
-    """Everything needed to trace a model back to its inputs; stored as lineage.json."""
+    """Everything needed to trace a model back to its inputs; stored as lineage.json.
+
+    The units are C-MAPSS engine numbers, or block numbers for a tabular dataset, whose
+    rows are cut into blocks of consecutive operations before the split.
+    """
 
     data_files: dict[str, str]  # file path -> sha256 hex digest
     seed: int
@@ -26,11 +30,14 @@ class Lineage:
     train_units: tuple[int, ...] = ()
     validation_units: tuple[int, ...] = ()
     train_config: dict[str, Any] = field(default_factory=dict)
+    test_units: tuple[int, ...] = ()  # held out for the final test; empty for C-MAPSS
+    parent_version: str | None = None  # the registry version this model was adapted from
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["train_units"] = list(self.train_units)
         data["validation_units"] = list(self.validation_units)
+        data["test_units"] = list(self.test_units)
         return data
 
     @classmethod
@@ -43,6 +50,8 @@ class Lineage:
             train_units=tuple(int(unit) for unit in data.get("train_units", ())),
             validation_units=tuple(int(unit) for unit in data.get("validation_units", ())),
             train_config=dict(data.get("train_config", {})),
+            test_units=tuple(int(unit) for unit in data.get("test_units", ())),
+            parent_version=data.get("parent_version"),
         )
 
 

@@ -193,6 +193,12 @@ class DatasetSpec(_Spec):
     machine_id: Name | None = None
     order_column: str | None = None
     failure_column: str | None = None
+    window: int | None = Field(
+        default=None,
+        ge=1,
+        description="consecutive operations per model window for a csv dataset; "
+        "the trainer's default when unset",
+    )
 
     @model_validator(mode="after")
     def _machine_source(self) -> DatasetSpec:

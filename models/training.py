@@ -28,7 +28,7 @@ from models.cmapss import (
 )
 from models.device import resolve_device
 from models.evaluation import evaluate_cmapss_test, rmse
-from models.fusion import FusionConfig, FusionModel
+from models.fusion import FusionConfig, FusionModel, FusionOutput, freeze_temporal_encoder
 from models.lineage import Lineage, code_version, hash_data_files, utc_now_iso
 from models.normaliser import Normaliser
 from models.windows import WindowSet, fit_normaliser, make_windows
@@ -244,9 +244,14 @@ def _fit(
     device: torch.device,
     deadline: float | None,
     progress: bool,
+    initial_model: FusionModel | None = None,
 ) -> tuple[FusionModel, list[dict[str, float]]]:
-    """Run the epochs and return the best weight average, on the CPU, and the history."""
-    trainer = _Trainer(model_config, config, device, len(train_windows))
+    """Run the epochs and return the best weight average, on the CPU, and the history.
+
+    With ``initial_model`` training starts from its weights with the temporal encoder
+    frozen, which adapts that model to new data.
+    """
+    trainer = _Trainer(model_config, config, device, len(train_windows), initial_model)
     train_tensors = _to_tensors(train_windows, device)
     validation_tensors = _to_tensors(validation_windows, device)
 
@@ -312,7 +317,12 @@ class _Trainer:
     """
 
     def __init__(
-        self, model_config: FusionConfig, config: TrainConfig, device: torch.device, windows: int
+        self,
+        model_config: FusionConfig,
+        config: TrainConfig,
+        device: torch.device,
+        windows: int,
+        initial_model: FusionModel | None = None,
     ) -> None:
         self.config = config
         self.device = device
@@ -320,6 +330,11 @@ class _Trainer:
         # been run on a GPU; only the CPU path is covered by tests.
         self.use_amp = device.type == "cuda"
         self.model = FusionModel(model_config).to(device)
+        if initial_model is not None:
+            # AdamW skips parameters without a gradient, so the frozen ones take no step
+            # and no weight decay, and the weight average keeps them unchanged too.
+            self.model.load_state_dict(initial_model.state_dict())
+            freeze_temporal_encoder(self.model)
         self.averaged = AveragedModel(
             self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)
         )
@@ -344,11 +359,9 @@ class _Trainer:
         assert isinstance(module, FusionModel)
         return module
 
-    def loss(
-        self, output: tuple[torch.Tensor, torch.Tensor], rul: torch.Tensor, state: torch.Tensor
-    ) -> torch.Tensor:
+    def loss(self, output: FusionOutput, rul: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """Pinball loss on RUL / rul_scale plus the weighted state cross-entropy."""
-        rul_quantiles, state_logits = output
+        rul_quantiles, state_logits = output.rul_quantiles, output.state_logits
         rul_loss = pinball_loss(
             rul_quantiles.float() / self.rul_scale, rul / self.rul_scale, self.quantiles
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -286,37 +285,91 @@ def replay_plan(
     typer.echo(f"sent {len(events)} jobs")
 
 
+PlantOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plant",
+        help="Plant description file (TOML or YAML) whose dataset to use "
+        "(default: the plant setting, else C-MAPSS FD001).",
+    ),
+]
+
+
 @app.command()
 def train(
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     registry: Annotated[Path | None, typer.Option(help="Model registry folder.")] = None,
+    plant: PlantOption = None,
+    adapt: Annotated[
+        str | None,
+        typer.Option(
+            "--adapt",
+            metavar="FROM_VERSION",
+            help="Start from this registered version, freeze its temporal encoder and train "
+            "only the context encoder and heads.",
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Maximum training epochs.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    max_engines: Annotated[int | None, typer.Option(min=2, help="Train on only N engines.")] = None,
+    max_engines: Annotated[
+        int | None, typer.Option(min=2, help="C-MAPSS: train on only the first N engines.")
+    ] = None,
+    max_operations: Annotated[
+        int | None,
+        typer.Option(min=1, help="Tabular data: use only each machine's first N operations."),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Tabular data: consecutive operations per window (default: the plant's "
+            "dataset.window, else 10).",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    promote: Annotated[bool, typer.Option(help="Make the new version the champion.")] = True,
+    promote: Annotated[
+        bool | None,
+        typer.Option(
+            help="Make the new version the champion (default: yes for RUL models; failure-mode "
+            "models are never promoted, because the predictor serves RUL)."
+        ),
+    ] = None,
 ) -> None:
-    """Train a fusion model on C-MAPSS FD001 and register it."""
-    from models import Registry, TrainConfig, evaluate_cmapss_test, train_cmapss
+    """Train a fusion model on the plant's dataset (default C-MAPSS FD001) and register it."""
+    from models import Registry, RegistryError
+    from models.plant import PlantDescriptionError
+    from plantpulse.cli_models import train_cmapss_model, train_tabular_model
+    from plantpulse.settings import load_plant_description
 
-    settings = _setup(config, registry_dir=registry)
+    settings = _setup(config, registry_dir=registry, plant=plant)
     data = _data_dir(settings, data_dir)
-    train_config = TrainConfig(seed=seed, device=device)
-    if epochs is not None:
-        train_config = dataclasses.replace(train_config, epochs=epochs)
-    if max_engines is not None:
-        train_config = dataclasses.replace(train_config, max_engines=max_engines)
-    trained = train_cmapss(data, train_config, progress=True)
+    try:
+        description = load_plant_description(settings)
+    except PlantDescriptionError as error:
+        raise _fail(str(error), code=2) from error
     reg = Registry(settings.registry_dir)
-    version = reg.register(trained)
-    if promote:
-        reg.promote(version)
-    metrics = evaluate_cmapss_test(trained, data)
-    typer.echo(
-        f"registered {version} in {settings.registry_dir}{' as champion' if promote else ''}"
-    )
-    typer.echo(json.dumps(metrics, indent=2))
+    try:
+        parent = reg.load(adapt) if adapt is not None else None
+    except RegistryError as error:
+        raise _fail(f"cannot adapt: {error}") from error
+
+    tabular = description.dataset is not None and description.dataset.format == "csv"
+    if tabular and promote:
+        raise _fail(
+            f"plant {description.plant_id!r} has a tabular dataset, which trains a "
+            "failure-mode model without RUL. The predictor serves only RUL models, so such "
+            "a model cannot be the champion. Drop --promote.",
+            code=2,
+        )
+    if tabular:
+        train_tabular_model(
+            description, data, reg, parent, seed, device, epochs, max_operations, window
+        )
+    else:
+        train_cmapss_model(
+            data, reg, parent, seed, device, epochs, max_engines, promote is not False
+        )
 
 
 @app.command()
@@ -334,8 +387,14 @@ def evaluate(
     engines: Annotated[
         str, typer.Option(help="Comma-separated test engine numbers to plot.")
     ] = "20,31,34,49,81,100",
+    plant: PlantOption = None,
 ) -> None:
-    """Score a model on the FD001 test engines: metrics table, JSON report and a RUL plot."""
+    """Score a model on its test data and write a JSON report.
+
+    A RUL model is scored on the FD001 test engines, with a RUL plot. A failure-mode
+    model is scored on the test blocks of the plant's dataset it was trained on, with
+    precision, recall and F1 per failure label.
+    """
     from models import (
         InferenceEngine,
         Registry,
@@ -343,20 +402,30 @@ def evaluate(
         evaluate_cmapss_test,
         load_cmapss,
     )
+    from models.plant import PlantDescriptionError
     from models.plots import plot_rul_predictions
+    from plantpulse.cli_models import evaluate_tabular_model
+    from plantpulse.settings import load_plant_description
 
-    settings = _setup(config, registry_dir=registry, output_dir=output)
+    settings = _setup(config, registry_dir=registry, output_dir=output, plant=plant)
     data = _data_dir(settings, data_dir)
     try:
-        if version is None:
-            engine = InferenceEngine.from_registry(
-                settings.registry_dir, device=settings.predictor.device
-            )
-        else:
-            loaded = Registry(settings.registry_dir).load(version)
-            engine = InferenceEngine(loaded, loaded.version, device=settings.predictor.device)
+        models_registry = Registry(settings.registry_dir)
+        loaded = (
+            models_registry.load_champion() if version is None else models_registry.load(version)
+        )
     except RegistryError as error:
         raise _fail(f"{error}; train one with `plantpulse train`") from error
+    if not loaded.config.predicts_rul:
+        try:
+            description = load_plant_description(settings)
+        except PlantDescriptionError as error:
+            raise _fail(str(error), code=2) from error
+        evaluate_tabular_model(
+            loaded, description, data, settings.output_dir, settings.predictor.device
+        )
+        return
+    engine = InferenceEngine(loaded, loaded.version, device=settings.predictor.device)
 
     metrics = evaluate_cmapss_test(engine, data)
     typer.echo(

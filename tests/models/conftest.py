@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from models import CmapssData, TrainConfig, TrainedModel, load_cmapss, train_cmapss
 
@@ -50,3 +52,12 @@ def cmapss(data_dir: Path) -> CmapssData:
 @pytest.fixture(scope="session")
 def small_trained(data_dir: Path) -> TrainedModel:
     return train_cmapss(data_dir, SMALL_TRAIN_CONFIG, progress=False)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run on one torch thread, where tiny models train faster on a busy two-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models import FusionConfig, FusionModel, TrainConfig
-from models.fusion import CausalConv1d
+from models.fusion import CausalConv1d, freeze_temporal_encoder
 
 CHANNELS = ("s2", "s3", "s4", "s7")
 CONTEXT = ("setting1", "setting2", "setting3")
@@ -117,3 +117,89 @@ def test_fusion_config_round_trips_through_json() -> None:
 def test_fusion_config_rejects_unusable_quantiles(quantiles: tuple[float, ...]) -> None:
     with pytest.raises(ValueError, match="quantiles"):
         FusionConfig(channels=CHANNELS, context_fields=CONTEXT, quantiles=quantiles)
+
+
+def test_failure_head_gives_one_logit_per_label() -> None:
+    config = FusionConfig(
+        channels=CHANNELS,
+        context_fields=CONTEXT,
+        d_model=16,
+        failure_modes=("machine-failure", "tool-wear-failure"),
+        predicts_rul=False,
+    )
+    model = FusionModel(config).eval()
+
+    output = model(torch.randn(5, 30, 4), torch.randn(5, 3))
+
+    assert output.failure_logits is not None
+    assert output.failure_logits.shape == (5, 2)
+    assert output.rul_quantiles.shape == (5, 3)
+
+
+def test_model_without_failure_modes_keeps_old_weights() -> None:
+    model = make_model()
+
+    output = model(torch.randn(2, 30, 4), torch.randn(2, 3))
+
+    assert output.failure_logits is None
+    assert model.failure_head is None
+    assert not [name for name in model.state_dict() if name.startswith("failure_head")]
+
+
+def test_fusion_config_reads_version_without_failure_fields() -> None:
+    stored = FusionConfig(channels=CHANNELS, context_fields=CONTEXT).to_dict()
+    for name in ("failure_modes", "failure_thresholds", "predicts_rul"):
+        del stored[name]
+
+    restored = FusionConfig.from_dict(stored)
+
+    assert restored.failure_modes == ()
+    assert restored.failure_thresholds == ()
+    assert restored.predicts_rul is True
+
+
+def test_fusion_config_round_trips_failure_fields() -> None:
+    config = FusionConfig(
+        channels=CHANNELS,
+        context_fields=CONTEXT,
+        failure_modes=("machine-failure", "power-failure"),
+        failure_thresholds=(0.4, 0.7),
+        predicts_rul=False,
+    )
+
+    restored = FusionConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+
+    assert restored == config
+
+
+def test_fusion_config_without_any_target_is_rejected() -> None:
+    with pytest.raises(ValueError, match="predicts_rul=False needs failure_modes"):
+        FusionConfig(channels=CHANNELS, context_fields=CONTEXT, predicts_rul=False)
+
+
+def test_fusion_config_needs_one_threshold_per_label() -> None:
+    with pytest.raises(ValueError, match="2 values for 1 failure_modes"):
+        FusionConfig(
+            channels=CHANNELS,
+            context_fields=CONTEXT,
+            failure_modes=("machine-failure",),
+            failure_thresholds=(0.5, 0.5),
+        )
+
+
+def test_freeze_keeps_context_and_heads_trainable() -> None:
+    config = FusionConfig(
+        channels=CHANNELS, context_fields=CONTEXT, d_model=8, n_layers=2, failure_modes=("f",)
+    )
+    model = FusionModel(config)
+
+    frozen = freeze_temporal_encoder(model)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+
+    assert "sensor_embedding.weight" in frozen
+    assert "blocks.1.conv2.conv.weight" in frozen
+    assert "blocks.0.norm.weight" in frozen
+    assert not [name for name in frozen if ".film." in name]
+    assert {"context_encoder.0.weight", "blocks.0.film.weight", "pool.weight"} <= trainable
+    assert {"rul_head.weight", "state_head.weight", "failure_head.weight"} <= trainable
+    assert trainable.isdisjoint(frozen)

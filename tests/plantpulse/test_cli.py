@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,4 +100,122 @@ def test_evaluate_without_champion_explains_what_to_do(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "plantpulse train" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def write_bench_plant(folder: Path) -> Path:
+    """Write the bench plant description and its 1,200-step log into ``folder``."""
+    from tests.models.test_attribution import GAUGE_PLANT, write_bench_log
+
+    write_bench_log(folder, steps=1200, seed=2)
+    plant = folder / "bench.toml"
+    plant.write_text(GAUGE_PLANT)
+    return plant
+
+
+def test_train_plant_registers_failure_model(tmp_path: Path) -> None:
+    plant = write_bench_plant(tmp_path)
+    registry = tmp_path / "registry"
+
+    trained = plantpulse(
+        "train",
+        "--plant",
+        str(plant),
+        "--data-dir",
+        str(tmp_path),
+        "--registry",
+        str(registry),
+        "--epochs",
+        "2",
+        "--window",
+        "3",
+        "--device",
+        "cpu",
+    )
+    evaluated = plantpulse(
+        "evaluate",
+        "--plant",
+        str(plant),
+        "--data-dir",
+        str(tmp_path),
+        "--registry",
+        str(registry),
+        "--version",
+        "v0001",
+        "--output",
+        str(tmp_path / "out"),
+    )
+
+    assert trained.returncode == 0, trained.stderr
+    assert "registered v0001" in trained.stdout
+    assert "not promoted" in trained.stdout
+    assert not (registry / "champion").exists()
+    header, row = trained.stdout.splitlines()[-2:]
+    assert header.split() == ["label", "precision", "recall", "F1", "support", "threshold"]
+    assert row.split()[0] == "machine-failure"
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "test windows of plant 'gauge-bench'" in evaluated.stdout
+    assert evaluated.stdout.splitlines()[-2].split()[:5] == row.split()[:5]
+    report = json.loads((tmp_path / "out" / "evaluation-v0001.json").read_text())
+    assert report["plant"] == "gauge-bench"
+    lineage = json.loads((registry / "v0001" / "lineage.json").read_text())
+    assert report["metrics"]["windows"] == 50 * len(lineage["test_units"])
+    assert 0 <= report["metrics"]["machine-failure_f1"] <= 1
+
+
+def test_train_plant_rejects_promote(tmp_path: Path) -> None:
+    plant = write_bench_plant(tmp_path)
+
+    result = plantpulse(
+        "train",
+        "--plant",
+        str(plant),
+        "--data-dir",
+        str(tmp_path),
+        "--registry",
+        str(tmp_path / "registry"),
+        "--promote",
+    )
+
+    assert result.returncode == 2
+    assert "cannot be the champion" in result.stderr
+    assert not (tmp_path / "registry").exists()
+
+
+def test_train_adapt_registers_child_version(
+    data_dir: Path, trained_registry: Path, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    shutil.copytree(trained_registry, registry)
+
+    result = plantpulse(
+        "train",
+        "--adapt",
+        "v0001",
+        "--data-dir",
+        str(data_dir),
+        "--registry",
+        str(registry),
+        "--max-engines",
+        "4",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--no-promote",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "registered v0002" in result.stdout
+    assert "adapted from v0001" in result.stdout
+    lineage = json.loads((registry / "v0002" / "lineage.json").read_text())
+    assert lineage["parent_version"] == "v0001"
+    assert (registry / "champion").read_text().strip() == "v0001"
+
+
+def test_train_adapt_unknown_version_explains(tmp_path: Path) -> None:
+    result = plantpulse("train", "--adapt", "v0042", "--registry", str(tmp_path))
+
+    assert result.returncode == 1
+    assert "cannot adapt: model version v0042 not found" in result.stderr
     assert "Traceback" not in result.stderr
