@@ -1,0 +1,97 @@
+"""CPU inference throughput of the fusion model at batch 256, with and without attributions.
+
+The speed of a forward pass does not depend on the trained weights, so the model here is
+an untrained one of the default size over the 14 informative FD001 channels and the
+3 operating settings. Each timed step runs `InferenceEngine.predict` (outputs, one
+backward pass for the channel attributions, the Prediction objects) and then a bare
+forward pass on the same batch, so both paths see the same load on the machine.
+
+    python benchmarks/inference.py --threads 1 2 --windows 30 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models import FusionConfig, FusionModel, InferenceEngine, Normaliser
+
+CHANNELS = tuple(f"s{i}" for i in (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))
+CONTEXT = ("setting1", "setting2", "setting3")
+BATCH = 256
+WARM_UP = 2
+
+
+@dataclass(frozen=True)
+class _Parts:
+    model: FusionModel
+    config: FusionConfig
+    normaliser: Normaliser
+
+
+def measure(window: int, threads: int, batches: int) -> list[str]:
+    """Time `batches` steps of both paths; return one markdown row per path."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    config = FusionConfig(channels=CHANNELS, context_fields=CONTEXT, window=window)
+    names = CHANNELS + CONTEXT
+    identity = Normaliser(names=names, mean=(0.0,) * len(names), std=(1.0,) * len(names))
+    engine = InferenceEngine(_Parts(FusionModel(config), config, identity), "bench", "cpu")
+    model = FusionModel(config).eval()
+
+    rng = np.random.default_rng(0)
+    sensors = rng.normal(size=(BATCH, window, len(CHANNELS))).astype(np.float32)
+    context = rng.normal(size=(BATCH, len(CONTEXT))).astype(np.float32)
+    with_attributions: list[float] = []
+    forward_only: list[float] = []
+    for step in range(WARM_UP + batches):
+        started = time.perf_counter()
+        engine.predict(sensors, context)
+        predicted = time.perf_counter()
+        with torch.inference_mode():
+            model(torch.from_numpy(sensors), torch.from_numpy(context))
+        finished = time.perf_counter()
+        if step >= WARM_UP:
+            with_attributions.append(predicted - started)
+            forward_only.append(finished - predicted)
+
+    rows = []
+    for path, seconds in (
+        ("predict, with attributions", with_attributions),
+        ("forward only", forward_only),
+    ):
+        rows.append(
+            f"| {window} | {threads} | {path} | {BATCH / statistics.median(seconds):,.0f} | "
+            f"{BATCH / statistics.mean(seconds):,.0f} | {1000 * np.percentile(seconds, 99):.1f} |"
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--windows", type=int, nargs="+", default=[30, 50])
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per setting")
+    args = parser.parse_args()
+
+    print(
+        "| window | torch threads | path | windows/s (median batch) | windows/s (mean) | p99 per batch ms |"
+    )
+    print("| ---: | ---: | --- | ---: | ---: | ---: |")
+    for window in args.windows:
+        for threads in args.threads:
+            for row in measure(window, threads, args.batches):
+                print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
