@@ -1,8 +1,8 @@
 """CPU inference throughput of the fusion model at batch 256, with and without attributions.
 
 The speed of a forward pass does not depend on the trained weights, so the model here is
-an untrained one of the default size over the 14 informative FD001 channels and the
-3 operating settings. Each timed step runs `InferenceEngine.predict` (outputs, one
+an untrained one of the default size over 14 sensor channels and the 3 operating
+settings, one channel fewer than an FD001 model, which changes only the input layer. Each timed step runs `InferenceEngine.predict` (outputs, one
 backward pass for the channel attributions, the Prediction objects) and then a bare
 forward pass on the same batch, so both paths see the same load on the machine.
 
