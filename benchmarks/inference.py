@@ -2,9 +2,10 @@
 
 The speed of a forward pass does not depend on the trained weights, so the model here is
 an untrained one of the default size over 14 sensor channels and the 3 operating
-settings, one channel fewer than an FD001 model, which changes only the input layer. Each timed step runs `InferenceEngine.predict` (outputs, one
-backward pass for the channel attributions, the Prediction objects) and then a bare
-forward pass on the same batch, so both paths see the same load on the machine.
+settings: one channel fewer than an FD001 model, which changes only the input layer.
+Each timed step runs `InferenceEngine.predict` (outputs, one backward pass for the
+channel attributions, the Prediction objects) and then a bare forward pass on the same
+batch, so both paths see the same load on the machine.
 
     python benchmarks/inference.py --threads 1 2 --windows 30 50
 """
