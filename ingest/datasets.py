@@ -532,10 +532,9 @@ def dataset_path(name: str, relative: str, data_dir: Path | None = None) -> Path
             f"folder {dataset.folder}/, such as {PurePosixPath(dataset.files[0].path).name!r}"
         )
 
-    if data_dir is not None:
+    root, origin = _resolve_data_dir(None)
+    if data_dir is not None and Path(data_dir).expanduser() != root:
         root, origin = Path(data_dir).expanduser(), "the path passed in"
-    else:
-        root, origin = _resolve_data_dir(None)
 
     path = root / dataset.folder / relative_path
     if not path.is_file():

@@ -75,6 +75,32 @@ def _data_dir(settings: Settings, explicit: Path | None) -> Path:
     return resolve_data_dir(explicit or settings.data_dir)
 
 
+def _fetch_demo_data_if_default(folder: Path, explicit: Path | None) -> None:
+    """Download the demo's datasets into the user cache when they are missing there.
+
+    Only the default folder is filled: a folder the user named (option, setting or
+    PLANTPULSE_DATA_DIR) is theirs, and a missing file there stays an error.
+    """
+    from ingest.datasets import DatasetError, default_cache_dir, fetch_datasets, verify_data_dir
+
+    needed = ["cmapss", "brandimarte"]
+    if explicit is not None or os.environ.get("PLANTPULSE_DATA_DIR", "").strip():
+        return
+    if folder != default_cache_dir() or not verify_data_dir(folder, needed):
+        return
+    typer.echo(
+        f"datasets {', '.join(needed)} missing in {folder}; downloading them from their public "
+        "sources and checking their SHA-256"
+    )
+    try:
+        fetch_datasets(folder, needed)
+    except (DatasetError, OSError, ValueError) as error:
+        raise _fail(
+            f"downloading the demo's datasets failed: {error}. Without network access, copy the "
+            "data folder here or set PLANTPULSE_DATA_DIR to one (see the README's Data section)."
+        ) from error
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
@@ -147,19 +173,24 @@ def demo(
     def show(report: DemoReport) -> None:
         typer.echo(format_report(report))
         paths = write_report(report, settings.output_dir)
-        typer.echo(
-            f"\nreport written to {settings.output_dir.resolve()}: {', '.join(p.name for p in paths)}"
-        )
+        written = [path.name for path in paths] + [
+            name
+            for name in ("plan.json", "history/")
+            if (settings.output_dir / name.rstrip("/")).exists()
+        ]
+        typer.echo(f"\nreport written to {settings.output_dir.resolve()}: {', '.join(written)}")
         if dashboard:
             typer.echo("the dashboard and the broker keep running; Ctrl-C stops them")
             with stop_on_signals() as stop:
                 stop.wait()
 
+    folder = _data_dir(settings, data_dir)
+    _fetch_demo_data_if_default(folder, explicit=data_dir or settings.data_dir)
     try:
         run_demo(
             settings,
             options,
-            _data_dir(settings, data_dir),
+            folder,
             on_report=show,
             on_dashboard=lambda url: typer.echo(f"dashboard on {url}"),
         )
@@ -427,7 +458,10 @@ def evaluate(
         return
     engine = InferenceEngine(loaded, loaded.version, device=settings.predictor.device)
 
-    metrics = evaluate_cmapss_test(engine, data)
+    try:
+        metrics = evaluate_cmapss_test(engine, data)
+    except FileNotFoundError as error:
+        raise _fail(f"{error}. Run `plantpulse data fetch` or set PLANTPULSE_DATA_DIR.") from error
     typer.echo(
         f"model {engine.version} on the {int(metrics['engines'])} FD001 test engines (RUL capped at 125)"
     )
@@ -495,9 +529,15 @@ def scheduler(config: ConfigOption = None) -> None:
 def schedule(
     file: Annotated[Path, typer.Argument(help="Plan file: .fjs, JSPLIB or PlantPulse JSON.")],
     time_limit: Annotated[
-        float, typer.Option(min=0.01, help="Solver time limit in seconds.")
-    ] = 10.0,
-    workers: Annotated[int, typer.Option(min=1, help="CP-SAT search workers.")] = 2,
+        float | None,
+        typer.Option(
+            min=0.01, help="Solver time limit in seconds (default: scheduler.time_limit_s)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="CP-SAT search workers (default: scheduler.workers)."),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(help="Schedule JSON file to write (default: FILE's stem + .schedule.json)."),
@@ -520,13 +560,19 @@ def schedule(
     from scheduler.readers import PlanFileError, read_plan
     from scheduler.solver import SolverSettings, solve
 
-    _setup(None)
+    settings = _setup(None)
     try:
         plan = read_plan(file)
     except (PlanFileError, PlanError, OSError) as error:
         raise _fail(str(error)) from error
 
-    result = solve(plan, SolverSettings(time_limit_s=time_limit, workers=workers))
+    result = solve(
+        plan,
+        SolverSettings(
+            time_limit_s=time_limit or settings.scheduler.time_limit_s,
+            workers=workers or settings.scheduler.workers,
+        ),
+    )
     violations = check_schedule(plan, result)
     if violations:
         raise _fail(f"the solver returned an infeasible schedule: {'; '.join(violations[:5])}")

@@ -18,7 +18,12 @@ def _shared_data_dir() -> Path:
     explicit = os.environ.get("PLANTPULSE_DATA_DIR")
     if explicit:
         return Path(explicit)
-    return REPOSITORY.parent / "shared" / "data"
+    beside_checkout = REPOSITORY.parent / "shared" / "data"
+    if beside_checkout.is_dir():
+        return beside_checkout
+    from ingest.datasets import default_cache_dir  # where `plantpulse data fetch` writes
+
+    return default_cache_dir()
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +31,8 @@ def data_dir() -> Path:
     path = _shared_data_dir()
     if not (path / "cmapss" / "train_FD001.txt").is_file():
         pytest.skip(
-            f"datasets not found in {path}; run `plantpulse data fetch` and set PLANTPULSE_DATA_DIR"
+            f"datasets not found in {path}; run `plantpulse data fetch`, or set "
+            "PLANTPULSE_DATA_DIR to a folder that contains them"
         )
     return path
 
