@@ -356,8 +356,9 @@ def _parse_document(text: str, suffix: str, source: str) -> dict[str, Any]:
                 f"{source}: unknown plant description format {suffix!r}; use .toml, .yaml or .yml"
             )
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        detail = str(error).replace('"<unicode string>"', source)  # PyYAML's name for text
         raise PlantDescriptionError(
-            f"{source}: not valid {suffix.lstrip('.').upper()}: {error}"
+            f"{source}: not valid {suffix.lstrip('.').upper()}: {detail}"
         ) from None
     if not isinstance(data, dict):
         raise PlantDescriptionError(f"{source}: the top level must be a table of fields")
@@ -365,7 +366,8 @@ def _parse_document(text: str, suffix: str, source: str) -> dict[str, Any]:
 
 
 def _describe_errors(source: str, data: dict[str, Any], error: ValidationError) -> str:
-    lines = [f"{source}: invalid plant description ({error.error_count()} problems)"]
+    count = error.error_count()
+    lines = [f"{source}: invalid plant description ({count} problem{'s' if count != 1 else ''})"]
     for problem in error.errors(include_url=False):
         lines.append(f"  {_location(data, problem['loc'])}: {problem['msg']}")
     return "\n".join(lines)
