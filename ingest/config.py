@@ -39,8 +39,8 @@ class KafkaConfig(BaseModel):
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=0,
-        description="maximum time a fetch waits for new records; Tansu may answer a fetch "
-        "on a quiet partition this late, so it bounds the latency of a quiet stream",
+        description="maximum time a fetch waits for new records; Tansu may respond to a "
+        "fetch on a quiet partition this late, so it bounds the latency of a quiet stream",
     )
     request_timeout_ms: int = Field(default=30000, ge=1000)
 

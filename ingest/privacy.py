@@ -4,8 +4,8 @@ A plant description marks some context fields as personal, such as an operator's
 Each value of such a field, in a reading's or a plan event's `context`, is replaced by
 `psn:` and the first 32 hex digits (128 bits) of its HMAC-SHA256 under a secret key.
 The same value always gets the same pseudonym under one key, so readings, plan events
-and history rows of one person still join, but without the key nobody can compute the
-pseudonym of a guessed badge or name.
+and history rows of one person still join. Without the key, the pseudonym of a guessed
+badge or name cannot be computed.
 
 The stream processor applies this to every decoded event before its handler sees it, so
 machine states, schedules, history and logs only ever contain pseudonyms. The raw bytes

@@ -7,7 +7,7 @@ has flushed its pending work and the producer has flushed every output and dead 
 the records being committed (at-least-once).
 
 With a `Pseudonymiser`, every decoded event has its personal context values replaced
-before the handler sees it, and the dead-letter sink cleans raw bytes and reasons the
+before the handler receives it. The dead-letter sink cleans raw bytes and reasons the
 same way, so no output, history row or log line of a handler contains them in clear.
 """
 

@@ -15,16 +15,14 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from models.cmapss import SETTING_FIELDS, EngineRun, load_cmapss, split_engines
 from models.device import resolve_device
-from models.lineage import Lineage, code_version, hash_data_files, utc_now_iso
 from models.registry import LoadedModel
-from models.training import TrainConfig, TrainedModel, _fit
-from models.windows import fit_normaliser, make_windows
+from models.training import TrainConfig, TrainedModel, _fit, engine_windows, trained_model
+from models.windows import fit_normaliser
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +78,14 @@ def adapt_on_engines(
     )
     channels = parent_config.channels
     normaliser = fit_normaliser(train_engines, channels, parent_config.context_fields)
-    window_options: dict[str, Any] = {
-        "channels": channels,
-        "context_fields": parent_config.context_fields,
-        "normaliser": normaliser,
-        "window": config.window,
-        "rul_cap": config.rul_cap,
-        "thresholds": config.health_thresholds,
-    }
-    train_windows = make_windows(train_engines, stride=config.stride, **window_options)
-    validation_windows = make_windows(validation_engines, **window_options)
+    train_windows, validation_windows = engine_windows(
+        train_engines,
+        validation_engines,
+        channels,
+        parent_config.context_fields,
+        normaliser,
+        config,
+    )
     logger.info(
         "adapting model %s on %d windows from %d engines, validating on %d windows from "
         "%d engines, device %s",
@@ -113,29 +109,14 @@ def adapt_on_engines(
         initial_model=parent.model,
     )
 
-    best_epoch = min(history, key=lambda record: record["validation_loss"])
-    metrics = {
-        "validation_loss": best_epoch["validation_loss"],
-        "validation_rmse": best_epoch["validation_rmse"],
-        "best_epoch": best_epoch["epoch"],
-        "epochs_run": float(len(history)),
-        "train_seconds": time.monotonic() - started,
-    }
-    lineage = Lineage(
-        data_files=hash_data_files(data_files),
-        seed=config.seed,
-        code_version=code_version(),
-        created_at=utc_now_iso(),
-        train_units=tuple(engine.unit for engine in train_engines),
-        validation_units=tuple(engine.unit for engine in validation_engines),
-        train_config=config.to_dict(),
+    return trained_model(
+        model,
+        parent_config,
+        normaliser,
+        history,
+        config,
+        (train_engines, validation_engines),
+        data_files,
+        started,
         parent_version=parent.version,
-    )
-    return TrainedModel(
-        model=model,
-        config=parent_config,
-        normaliser=normaliser,
-        metrics=metrics,
-        lineage=lineage,
-        history=history,
     )

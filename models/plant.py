@@ -1,9 +1,10 @@
 """Plant description: the one typed file that describes what a plant is made of.
 
-A description names the plant's machines, the sensor channels and the component each one
-observes, the components' failure modes with the maintenance actions that fix them, the
-maintenance crews per skill, the production-context fields (and which of them are personal
-data), and optionally where a training dataset lies and how its columns map onto all this.
+A description names the plant's machines, its sensor channels and the component each one
+observes. It lists the components' failure modes with the maintenance actions that fix
+them, the maintenance crews per skill, and the production-context fields, marking which
+of them are personal data. Optionally it says where a training dataset lies and how its
+columns map onto all this.
 Loaders, the predictor, the scheduler and the dashboard read it instead of hard-coding
 columns, so a new plant needs a new file rather than new code.
 
@@ -179,7 +180,7 @@ class MachineSpec(_Spec):
 
 
 class DatasetSpec(_Spec):
-    """Where a training dataset lies and how its rows become windows and labels.
+    """Location of a training dataset, and how its rows become windows and labels.
 
     ``format`` picks the parser: ``cmapss`` for the NASA text files, ``csv`` for a table
     with a header. For ``csv``, rows are grouped by ``machine_column`` (or all belong to

@@ -10,7 +10,6 @@ scored once at the end with those thresholds.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -41,7 +40,7 @@ from models.tabular import (
     make_tabular_windows,
     split_blocks,
 )
-from models.training import TrainedModel
+from models.training import EarlyStopping, TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +90,14 @@ class TabularTrainConfig:
             problems.append(f"n_layers must be at least 1, got {self.n_layers}")
         if self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
+
         if self.max_operations is not None and self.max_operations < 1:
             problems.append(f"max_operations must be at least 1 or None, got {self.max_operations}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.ema_decay < 1.0:
             problems.append(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
+
         if self.max_positive_weight < 1.0:
             problems.append(
                 f"max_positive_weight must be at least 1, got {self.max_positive_weight}"
@@ -109,6 +110,7 @@ class TabularTrainConfig:
             )
         if self.max_minutes is not None and self.max_minutes <= 0:
             problems.append(f"max_minutes must be positive or None, got {self.max_minutes}")
+
         if problems:
             raise ValueError("invalid TabularTrainConfig: " + "; ".join(problems))
 
@@ -341,10 +343,7 @@ def _fit(
     shuffle_generator = torch.Generator().manual_seed(config.seed)
 
     history: list[dict[str, float]] = []
-    best_score = float("inf")
-    best_state = copy.deepcopy(averaged.module.state_dict())
-    epochs_without_improvement = 0
-    stop_reason = "max epochs"
+    stopping = EarlyStopping(averaged.module, config.patience, config.max_minutes)
     epoch_bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress)
     for epoch in epoch_bar:
         model.train()
@@ -388,17 +387,7 @@ def _fit(
             validation_precision,
         )
         score = _selection_score(history[-1], config.select_by)
-        if score < best_score:
-            best_score = score
-            best_state = copy.deepcopy(averaged.module.state_dict())
-            epochs_without_improvement = 0
-        else:
-            epochs_without_improvement += 1
-        if out_of_time:
-            stop_reason = f"time budget of {config.max_minutes} minutes"
-            break
-        if epochs_without_improvement >= config.patience:
-            stop_reason = "early stopping"
+        if stopping.should_stop(score, averaged.module, out_of_time):
             break
     epoch_bar.close()
 
@@ -407,13 +396,13 @@ def _fit(
         "training stopped after %d epochs (%s); best epoch %d: validation loss %.4f, "
         "mean average precision %.3f",
         len(history),
-        stop_reason,
+        stopping.stop_reason,
         best["epoch"],
         best["validation_loss"],
         best["validation_average_precision"],
     )
     result = FusionModel(model_config)
-    result.load_state_dict({name: tensor.cpu() for name, tensor in best_state.items()})
+    result.load_state_dict({name: tensor.cpu() for name, tensor in stopping.best_state.items()})
     return result.eval(), history
 
 

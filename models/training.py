@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
@@ -173,16 +174,9 @@ def train_on_engines(
     )
     channels = informative_channels(train_engines)
     normaliser = fit_normaliser(train_engines, channels, SETTING_FIELDS)
-    window_options: dict[str, Any] = {
-        "channels": channels,
-        "context_fields": SETTING_FIELDS,
-        "normaliser": normaliser,
-        "window": config.window,
-        "rul_cap": config.rul_cap,
-        "thresholds": config.health_thresholds,
-    }
-    train_windows = make_windows(train_engines, stride=config.stride, **window_options)
-    validation_windows = make_windows(validation_engines, **window_options)
+    train_windows, validation_windows = engine_windows(
+        train_engines, validation_engines, channels, SETTING_FIELDS, normaliser, config
+    )
     logger.info(
         "training on %d windows from %d engines, validating on %d windows from %d engines, "
         "%d channels, device %s",
@@ -209,6 +203,53 @@ def train_on_engines(
         model_config, config, train_windows, validation_windows, device, deadline, progress
     )
 
+    return trained_model(
+        model,
+        model_config,
+        normaliser,
+        history,
+        config,
+        (train_engines, validation_engines),
+        data_files,
+        started,
+    )
+
+
+def engine_windows(
+    train_engines: Sequence[EngineRun],
+    validation_engines: Sequence[EngineRun],
+    channels: Sequence[str],
+    context_fields: Sequence[str],
+    normaliser: Normaliser,
+    config: TrainConfig,
+) -> tuple[WindowSet, WindowSet]:
+    """Cut training windows at ``config.stride`` and validation windows at every cycle."""
+    window_options: dict[str, Any] = {
+        "channels": tuple(channels),
+        "context_fields": tuple(context_fields),
+        "normaliser": normaliser,
+        "window": config.window,
+        "rul_cap": config.rul_cap,
+        "thresholds": config.health_thresholds,
+    }
+    train_windows = make_windows(train_engines, stride=config.stride, **window_options)
+    validation_windows = make_windows(validation_engines, **window_options)
+    return train_windows, validation_windows
+
+
+def trained_model(
+    model: FusionModel,
+    model_config: FusionConfig,
+    normaliser: Normaliser,
+    history: list[dict[str, float]],
+    config: TrainConfig,
+    split: tuple[Sequence[EngineRun], Sequence[EngineRun]],
+    data_files: Sequence[Path],
+    started: float,
+    parent_version: str | None = None,
+) -> TrainedModel:
+    """Package a fitted model with its best epoch's metrics and its lineage."""
+    train_engines, validation_engines = split
     best_epoch = min(history, key=lambda record: record["validation_loss"])
     metrics = {
         "validation_loss": best_epoch["validation_loss"],
@@ -225,6 +266,7 @@ def train_on_engines(
         train_units=tuple(engine.unit for engine in train_engines),
         validation_units=tuple(engine.unit for engine in validation_engines),
         train_config=config.to_dict(),
+        parent_version=parent_version,
     )
     return TrainedModel(
         model=model,
@@ -234,6 +276,38 @@ def train_on_engines(
         lineage=lineage,
         history=history,
     )
+
+
+class EarlyStopping:
+    """The best weights so far by a validation score (lower is better), and when to stop.
+
+    Training stops once the time budget ran out or after ``patience`` epochs without a
+    lower score. ``stop_reason`` names which, or "max epochs" while neither happened.
+    """
+
+    def __init__(self, model: nn.Module, patience: int, max_minutes: float | None) -> None:
+        self.patience = patience
+        self.max_minutes = max_minutes
+        self.best_score = float("inf")
+        self.best_state = copy.deepcopy(model.state_dict())
+        self.epochs_without_improvement = 0
+        self.stop_reason = "max epochs"
+
+    def should_stop(self, score: float, model: nn.Module, out_of_time: bool) -> bool:
+        """Record an epoch's score, keeping ``model``'s weights if it is the best so far."""
+        if score < self.best_score:
+            self.best_score = score
+            self.best_state = copy.deepcopy(model.state_dict())
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        if out_of_time:
+            self.stop_reason = f"time budget of {self.max_minutes} minutes"
+            return True
+        if self.epochs_without_improvement >= self.patience:
+            self.stop_reason = "early stopping"
+            return True
+        return False
 
 
 def _fit(
@@ -256,10 +330,7 @@ def _fit(
     validation_tensors = _to_tensors(validation_windows, device)
 
     history: list[dict[str, float]] = []
-    best_loss = float("inf")
-    best_state = copy.deepcopy(trainer.averaged_model.state_dict())
-    epochs_without_improvement = 0
-    stop_reason = "max epochs"
+    stopping = EarlyStopping(trainer.averaged_model, config.patience, config.max_minutes)
     epoch_bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress)
     for epoch in epoch_bar:
         train_loss, out_of_time = trainer.train_epoch(train_tensors, deadline)
@@ -281,17 +352,7 @@ def _fit(
             validation_rmse,
         )
 
-        if validation_loss < best_loss:
-            best_loss = validation_loss
-            best_state = copy.deepcopy(trainer.averaged_model.state_dict())
-            epochs_without_improvement = 0
-        else:
-            epochs_without_improvement += 1
-        if out_of_time:
-            stop_reason = f"time budget of {config.max_minutes} minutes"
-            break
-        if epochs_without_improvement >= config.patience:
-            stop_reason = "early stopping"
+        if stopping.should_stop(validation_loss, trainer.averaged_model, out_of_time):
             break
     epoch_bar.close()
 
@@ -299,13 +360,13 @@ def _fit(
     logger.info(
         "training stopped after %d epochs (%s); best epoch %d: validation loss %.4f, RMSE %.2f",
         len(history),
-        stop_reason,
+        stopping.stop_reason,
         best["epoch"],
         best["validation_loss"],
         best["validation_rmse"],
     )
     model = FusionModel(model_config)
-    model.load_state_dict(best_state)
+    model.load_state_dict(stopping.best_state)
     return model.eval(), history
 
 

@@ -261,8 +261,8 @@ def replay_cmapss(
     rows = read_cmapss_rows(dataset_path("cmapss", file, _data_dir(settings, data_dir)))
     units = cmapss_units(rows)[:machines] if machines else None
     cycle_minutes = 60.0 / settings.scheduler.cycles_per_hour
-    # Every engine's last cycle lands at the present, as in a plant observed up to now; a
-    # later time would put readings in the future, which the predictor dead-letters.
+    # Every engine's last cycle lands at the present, as in a plant observed up to now.
+    # A later end would put readings in the future, and the predictor dead-letters those.
     selected = rows if units is None else rows[np.isin(rows[:, 0], units)]
     longest_run = timedelta(minutes=cycle_minutes * float(selected[:, 1].max()))
     start = datetime.now(UTC).replace(microsecond=0) - longest_run

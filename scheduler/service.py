@@ -32,7 +32,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from ingest.clients import EventProducer
@@ -490,14 +490,8 @@ def _with_published(
     logger.debug(
         "plan %r: %d operations frozen, %d in the reference", plan.name, frozen, len(reference)
     )
-    return Plan(
-        machines=plan.machines,
-        jobs=plan.jobs,
-        maintenance=plan.maintenance,
-        crew_size=plan.crew_size,
-        crews=plan.crews,
-        name=plan.name,
-        downtime=plan.downtime,
+    return replace(
+        plan,
         fixed=tuple(fixed),
         reference=tuple(reference),
         reference_windows=tuple(windows.values()),

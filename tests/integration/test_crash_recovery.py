@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.clients import ensure_topics, read_topic
 from ingest.config import KafkaConfig
-from ingest.history import MACHINE_STATE
+from ingest.history import MACHINE_STATE, Point
 from ingest.history.parquet import ParquetHistory
 from ingest.predictor import PREDICTOR_GROUP
 from ingest.replay import CMAPSS_CHANNELS, CMAPSS_CONTEXT, read_cmapss_rows
@@ -67,6 +67,23 @@ def committed_total(kafka: KafkaConfig) -> int:
         )
     finally:
         consumer.close()
+
+
+def assert_one_state_per_window(history_dir: Path) -> list[Point]:
+    """Check the history has each machine's state once per complete window; return them."""
+    history = ParquetHistory(history_dir)
+    try:
+        points = history.read(
+            MACHINE_STATE, START, START + timedelta(hours=READINGS_PER_MACHINE + 1)
+        )
+    finally:
+        history.close()
+    keys = Counter((point.tags["machine_id"], point.time) for point in points)
+    assert max(keys.values()) == 1
+    per_machine = Counter(point.tags["machine_id"] for point in points)
+    assert len(per_machine) == MACHINES
+    assert set(per_machine.values()) == {READINGS_PER_MACHINE - WINDOW + 1}
+    return points
 
 
 def test_predictor_survives_five_sigkills_without_loss_or_duplicates(
@@ -119,18 +136,7 @@ def test_predictor_survives_five_sigkills_without_loss_or_duplicates(
     progress = committed_at_kill[1:]
     assert all(later > earlier for earlier, later in zip(committed_at_kill, progress, strict=False))
     assert progress[-1] < total  # every kill came before the end of the replay
-    history = ParquetHistory(history_dir)
-    try:
-        points = history.read(
-            MACHINE_STATE, START, START + timedelta(hours=READINGS_PER_MACHINE + 1)
-        )
-    finally:
-        history.close()
-    keys = Counter((point.tags["machine_id"], point.time) for point in points)
-    assert max(keys.values()) == 1
-    per_machine = Counter(point.tags["machine_id"] for point in points)
-    assert len(per_machine) == MACHINES
-    assert set(per_machine.values()) == {READINGS_PER_MACHINE - WINDOW + 1}
+    points = assert_one_state_per_window(history_dir)
     assert len(read_topic(kafka, "plantpulse.machine-state", timeout_s=120)) >= len(points)
 
 
@@ -197,15 +203,4 @@ def test_two_predictors_split_partitions_and_take_over(
         line for line in logs[1].read_text().splitlines() if "partitions assigned" in line
     ][-1]
     assert final_assignment.count("TopicPartition") == kafka.partitions
-    history = ParquetHistory(history_dir)
-    try:
-        points = history.read(
-            MACHINE_STATE, START, START + timedelta(hours=READINGS_PER_MACHINE + 1)
-        )
-    finally:
-        history.close()
-    keys = Counter((point.tags["machine_id"], point.time) for point in points)
-    assert max(keys.values()) == 1
-    per_machine = Counter(point.tags["machine_id"] for point in points)
-    assert len(per_machine) == MACHINES
-    assert set(per_machine.values()) == {READINGS_PER_MACHINE - WINDOW + 1}
+    assert_one_state_per_window(history_dir)

@@ -1,8 +1,8 @@
 """The demo downloads its datasets into the user cache when no data folder has them.
 
 These machines cannot reach the datasets' public hosts, so the download itself is
-replaced at that boundary; the real download path is tested against a local server in
-the dataset tests.
+replaced at that boundary. The dataset tests cover the real download path against a
+local server.
 """
 
 from __future__ import annotations
