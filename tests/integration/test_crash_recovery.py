@@ -69,6 +69,15 @@ def committed_total(kafka: KafkaConfig) -> int:
         consumer.close()
 
 
+def predictor_environment(kafka: KafkaConfig, registry: Path, history_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "PLANTPULSE_REGISTRY_DIR": str(registry),
+        "PLANTPULSE_HISTORY__PATH": str(history_dir),
+    }
+
+
 def assert_one_state_per_window(history_dir: Path) -> list[Point]:
     """Check the history has each machine's state once per complete window; return them."""
     history = ParquetHistory(history_dir)
@@ -92,12 +101,7 @@ def test_predictor_survives_five_sigkills_without_loss_or_duplicates(
     ensure_topics(kafka)
     total = replay(kafka, data_dir)
     history_dir = tmp_path / "history"
-    environment = {
-        **os.environ,
-        "PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "PLANTPULSE_REGISTRY_DIR": str(trained_registry),
-        "PLANTPULSE_HISTORY__PATH": str(history_dir),
-    }
+    environment = predictor_environment(kafka, trained_registry, history_dir)
     log_path = tmp_path / "predictor.log"
     chance = random.Random(20261204)
 
@@ -146,12 +150,7 @@ def test_two_predictors_split_partitions_and_take_over(
     ensure_topics(kafka)
     total = replay(kafka, data_dir)
     history_dir = tmp_path / "history"
-    environment = {
-        **os.environ,
-        "PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "PLANTPULSE_REGISTRY_DIR": str(trained_registry),
-        "PLANTPULSE_HISTORY__PATH": str(history_dir),
-    }
+    environment = predictor_environment(kafka, trained_registry, history_dir)
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
 
     def start(log_path: Path) -> subprocess.Popen[bytes]:
