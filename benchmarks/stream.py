@@ -1,13 +1,17 @@
 """Streaming throughput and latency of the predictor beside a bare kafka-python consumer.
 
 One run writes C-MAPSS training trajectories, spread over many machines, to the sensor
-topic and then measures three things:
+topic and then measures four things:
 
 1. the ceiling: a bare consumer that reads and JSON-decodes every record;
-2. the predictor over the same records, end to end, as the service builds it with the
+2. the relay floor: a consumer that reads and decodes every record and sends one
+   prepared MachineState-sized record per reading with the predictor's producer, flushing
+   before each commit. It does no validation and no model, so no predictor built on
+   kafka-python can be faster than this on the same machine;
+3. the predictor over the same records, end to end, as the service builds it with the
    shipped C-MAPSS plant description (validation, range checks, windows, micro-batched
    inference, likely causes, one MachineState per window, commits after flush);
-3. event-to-MachineState latency, measured in a separate process, while a paced producer
+4. event-to-MachineState latency, measured in a separate process, while a paced producer
    sends fresh readings at a fraction of the measured predictor rate.
 
     python benchmarks/stream.py --readings 1000000 --machines 500
@@ -34,7 +38,7 @@ from ingest.config import KafkaConfig
 from ingest.datasets import dataset_path, resolve_data_dir
 from ingest.predictor import PREDICTOR_GROUP, Predictor
 from ingest.replay import CMAPSS_CHANNELS, CMAPSS_CONTEXT, read_cmapss_rows
-from ingest.stream import StreamProcessor
+from ingest.stream import StreamProcessor, freeze_startup_objects
 from ingest.topics import MACHINE_STATE, SENSORS
 from models import InferenceEngine, Registry, TrainConfig, train_cmapss
 from models.plant import example_plant
@@ -43,6 +47,7 @@ from plantpulse.broker import EmbeddedBroker
 logger = logging.getLogger("benchmarks.stream")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SCALE_OUT_GROUP = "bench-scale-out"
+RELAY_TOPIC = "bench.relay"
 
 
 def trajectory_source(data_dir: Path) -> list[np.ndarray]:
@@ -100,6 +105,56 @@ def measure_ceiling(kafka: KafkaConfig, expected: int) -> tuple[float, float]:
     return count / elapsed, elapsed
 
 
+def measure_relay(kafka: KafkaConfig, expected: int, state_bytes: bytes) -> tuple[float, float]:
+    """Read and decode `expected` records and send `state_bytes` for each; return (records/s, s).
+
+    Offsets are committed once a second after a producer flush, as the predictor does.
+    """
+    consumer = KafkaConsumer(SENSORS, **kafka.consumer_options("bench-relay"))
+    producer = EventProducer(kafka)
+    count = 0
+    first: float | None = None
+    last_commit = time.monotonic()
+    while count < expected:
+        for records in consumer.poll(timeout_ms=500).values():
+            if first is None:
+                first = time.perf_counter()
+            for record in records:
+                reading = json.loads(record.value)
+                producer.send_bytes(RELAY_TOPIC, reading["machine_id"], state_bytes)
+            count += len(records)
+        if time.monotonic() - last_commit >= 1.0:
+            producer.flush()
+            consumer.commit()
+            last_commit = time.monotonic()
+    producer.flush()
+    consumer.commit()
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    consumer.close()
+    producer.close()
+    return count / elapsed, elapsed
+
+
+def sample_state_bytes(kafka: KafkaConfig) -> bytes:
+    """Return the largest MachineState record the predictor wrote, as the relay's payload."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    partition = TopicPartition(MACHINE_STATE, 0)
+    consumer.assign([partition])
+    largest = b""
+    for records in consumer.poll(timeout_ms=5000, max_records=500).values():
+        for record in records:
+            if len(record.value) > len(largest):
+                largest = record.value
+    consumer.close()
+    if not largest:
+        raise RuntimeError(f"no MachineState found on {MACHINE_STATE}[0] for the relay floor")
+    return bytes(largest)
+
+
 def measure_predictor(
     kafka: KafkaConfig, registry: Path, expected: int, stride: int = 1
 ) -> tuple[StreamProcessor, float, float]:
@@ -114,6 +169,7 @@ def measure_predictor(
         Predictor(engine, output, stride=stride, plant=example_plant("cmapss")),
         output,
     )
+    freeze_startup_objects()
     first: float | None = None
     while processor.records_in < expected:
         count = processor.poll_once(timeout_ms=500)
@@ -145,6 +201,7 @@ def scale_out_member(
         Predictor(engine, output, stride=stride, plant=example_plant("cmapss")),
         output,
     )
+    freeze_startup_objects()
     first: float | None = None
     last = time.time()
     reported = 0
@@ -357,6 +414,7 @@ def main() -> int:
     with EmbeddedBroker() as broker:
         kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, partitions=args.partitions)
         ensure_topics(kafka)
+        ensure_topics(kafka, [RELAY_TOPIC])
         fill_seconds = fill_topic(kafka, trajectories, args.machines, readings)
         logger.info(
             "wrote %d readings in %.1f s (%.0f/s)", readings, fill_seconds, readings / fill_seconds
@@ -369,6 +427,10 @@ def main() -> int:
         )
         states = processor.handler.stats.states  # type: ignore[attr-defined]
         logger.info("predictor: %.0f readings/s, %d machine states", rate, states)
+
+        state_bytes = sample_state_bytes(kafka)
+        relay, relay_seconds = measure_relay(kafka, readings, state_bytes)
+        logger.info("relay floor: %.0f records/s with %d-byte states", relay, len(state_bytes))
 
         latency = measure_latency(
             kafka,
@@ -397,6 +459,10 @@ def main() -> int:
         "fill_readings_per_s": readings / fill_seconds,
         "ceiling_records_per_s": ceiling,
         "ceiling_seconds": ceiling_seconds,
+        "relay_records_per_s": relay,
+        "relay_seconds": relay_seconds,
+        "relay_state_bytes": len(state_bytes),
+        "relay_share_of_ceiling": relay / ceiling,
         "predictor_readings_per_s": rate,
         "predictor_seconds": seconds,
         "predictor_machine_states": states,

@@ -39,7 +39,7 @@ from ingest.topics import MACHINE_STATE
 from ingest.windows import MachineWindows, MissingChannelError, Window
 
 if TYPE_CHECKING:
-    from models.knowledge import Diagnosis, PlantKnowledge
+    from models.knowledge import Diagnosis, LikelyMode, PlantKnowledge
     from models.plant import MaintenanceActionSpec, PlantDescription
 
 logger = logging.getLogger(__name__)
@@ -278,24 +278,19 @@ class Predictor:
         channels = np.stack([window.channels for window in batch])  # (B, W, C)
         context = np.stack([window.context for window in batch])  # (B, W, K)
         predictions = self.engine.predict(channels, context)
+        rankings = self._rank_causes(predictions)
         states: list[MachineState] = []
-        for window, prediction in zip(batch, predictions, strict=True):
-            causes: list[LikelyCause] = []
-            action: RecommendedAction | None = None
-            if self._knowledge is not None:
-                modes, advice = self._knowledge.likely_modes(
-                    prediction.channel_scores, LIKELY_CAUSE_COUNT
+        for window, prediction, (modes, advice) in zip(batch, predictions, rankings, strict=True):
+            causes = [
+                LikelyCause(
+                    component=mode.component,
+                    failure_mode=mode.failure_mode,
+                    score=min(1.0, mode.score),
+                    evidence=list(mode.channels),
                 )
-                causes = [
-                    LikelyCause(
-                        component=mode.component,
-                        failure_mode=mode.failure_mode,
-                        score=min(1.0, mode.score),
-                        evidence=list(mode.channels),
-                    )
-                    for mode in modes
-                ]
-                action = self._action_event(advice)
+                for mode in modes
+            ]
+            action = self._action_event(advice)
             state = MachineState(
                 machine_id=window.machine_id,
                 ts=window.reading.ts,
@@ -321,6 +316,21 @@ class Predictor:
         self.stats.windows += len(batch)
         self.stats.states += len(batch)
         self.stats.batches += 1
+
+    def _rank_causes(
+        self, predictions: Sequence[Prediction]
+    ) -> list[tuple[tuple[LikelyMode, ...], MaintenanceActionSpec | None]]:
+        """Return each prediction's likely failure modes and action; none without a plant."""
+        if self._knowledge is None or not predictions:
+            return [((), None)] * len(predictions)
+        channels = tuple(predictions[0].channel_scores)
+        scores = np.array(
+            [
+                [prediction.channel_scores.get(name, 0.0) for name in channels]
+                for prediction in predictions
+            ]
+        )
+        return self._knowledge.likely_modes_batch(channels, scores, LIKELY_CAUSE_COUNT)
 
     def _action_event(self, action: MaintenanceActionSpec | None) -> RecommendedAction | None:
         # The event is immutable and the same for every window that recommends the action.

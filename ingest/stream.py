@@ -13,6 +13,7 @@ same way, so no output, history row or log line of a handler contains them in cl
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -102,6 +103,18 @@ def decode_event(adapter: TypeAdapter[Any], value: bytes | None) -> Any:
         return adapter.validate_python(document)
     except ValidationError as error:
         raise ValueError(describe_validation_error(error)) from error
+
+
+def freeze_startup_objects() -> None:
+    """Collect once, then keep every object alive now out of later garbage collections.
+
+    A service's model, libraries and plant description live as long as the process, yet
+    each full collection walks them again. In the predictor those walks took up to 146 ms
+    on the 2-core benchmark machine, and every record in flight waited for them. Objects
+    created later are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class DeadLetterSink:

@@ -25,8 +25,10 @@ always give the same diagnosis.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from models.plant import MaintenanceActionSpec, PlantDescription
 
@@ -156,6 +158,8 @@ class PlantKnowledge:
             for component, mode in plant.failure_modes()
         ]
         self._actions = {action.name: action for action in plant.actions}
+        self._matrices: dict[tuple[str, ...], tuple[list[int], np.ndarray]] = {}
+        self._mode_columns: dict[tuple[str, ...], list[tuple[list[int], np.ndarray]]] = {}
 
     @property
     def evidence_channels(self) -> frozenset[str]:
@@ -184,51 +188,102 @@ class PlantKnowledge:
     ) -> tuple[tuple[LikelyMode, ...], MaintenanceActionSpec | None]:
         """Return the ``count`` highest-ranked failure modes and the recommended action.
 
-        The ranking, scores and evidence order equal those of ``diagnose``, which a test
-        checks. This path builds no ranking of components and no evidence of the other
-        modes, so the predictor can afford it for every window.
+        The ranking and evidence order equal those of ``diagnose``, and the scores agree
+        to float rounding, which a test checks. This path builds no ranking of components
+        and no evidence of the other modes.
         """
-        evidence = {
-            channel: float(score)
-            for channel, score in channel_scores.items()
-            if score > 0.0 and channel in self._component_of
-        }
-        total = sum(evidence.values())
-        if total <= 0.0:
-            return (), None
-        shares = {channel: score / total for channel, score in evidence.items()}
+        channels = tuple(channel_scores)
+        scores = np.array([[float(channel_scores[name]) for name in channels]])
+        return self.likely_modes_batch(channels, scores, count)[0]
 
-        scored: list[tuple[float, int]] = []
-        for index, mode in enumerate(self._modes):
-            raw_score = sum(
-                shares[channel] * weight for channel, weight in mode.indicators if channel in shares
+    def likely_modes_batch(
+        self, channels: Sequence[str], scores: np.ndarray, count: int
+    ) -> list[tuple[tuple[LikelyMode, ...], MaintenanceActionSpec | None]]:
+        """Rank the failure modes of each row of ``scores`` (B, C), columns in ``channels`` order.
+
+        Returns one ``likely_modes`` result per row. The shares and mode scores of the
+        whole batch come from one matrix product, so the predictor can afford this for
+        every window; only the top ``count`` modes of each row are built.
+        """
+        channels = tuple(channels)
+        columns, weights = self._mode_matrix(channels)
+        indicators = self._mode_columns[channels]
+        evidence = np.asarray(scores, dtype=np.float64)[:, columns]  # (B, E)
+        evidence = np.where(evidence > 0.0, evidence, 0.0)  # also sets NaN aside
+        totals = evidence.sum(axis=1)  # (B,)
+        shares = evidence / np.where(totals > 0.0, totals, 1.0)[:, None]  # (B, E)
+        raw_scores = shares @ weights  # (B, M)
+        evidence_names = [channels[column] for column in columns]
+
+        # Rank keys as diagnose builds them, rounded so float noise cannot break a tie;
+        # a stable sort keeps the description order among equal keys. Modes without
+        # evidence sort last and are cut off below.
+        has_evidence = raw_scores > 0.0
+        mode_totals = np.where(has_evidence, raw_scores, 0.0).sum(axis=1)  # (B,)
+        mode_scores = raw_scores / np.where(mode_totals > 0.0, mode_totals, 1.0)[:, None]
+        keys = np.where(has_evidence, -np.round(mode_scores, SCORE_DECIMALS), np.inf)
+        ranked = np.argsort(keys, axis=1, kind="stable")[:, :count]  # (B, count)
+        evidence_counts = has_evidence.sum(axis=1)
+
+        # Each mode's indicator channels, ordered by contribution (share x weight) per row.
+        channel_orders = []
+        for positions, weights_of_mode in indicators:
+            contributions = shares[:, positions] * weights_of_mode  # (B, n)
+            contribution_keys = np.where(
+                contributions > 0.0, -np.round(contributions, SCORE_DECIMALS), np.inf
             )
-            if raw_score > 0.0:
-                scored.append((raw_score, index))
-        if not scored:
-            return (), None
-        mode_total = sum(raw_score for raw_score, _ in scored)
-        # Sorting on (rank key, description position) is the stable sort that diagnose does.
-        scored.sort(key=lambda item: (_rank_key(item[0] / mode_total), item[1]))
+            channel_orders.append(
+                (np.argsort(contribution_keys, axis=1, kind="stable"), contributions > 0.0)
+            )
 
-        top = []
-        for raw_score, index in scored[:count]:
-            mode = self._modes[index]
-            contributions = [
-                (channel, shares[channel] * weight)
-                for channel, weight in mode.indicators
-                if channel in shares
-            ]
-            contributions.sort(key=lambda item: _rank_key(item[1]))
-            top.append(
-                LikelyMode(
-                    component=mode.component,
-                    failure_mode=mode.failure_mode,
-                    score=raw_score / mode_total,
-                    channels=tuple(channel for channel, _ in contributions),
+        results: list[tuple[tuple[LikelyMode, ...], MaintenanceActionSpec | None]] = []
+        for row in range(len(evidence)):
+            found = int(evidence_counts[row]) if totals[row] > 0.0 else 0
+            if found == 0:
+                results.append(((), None))
+                continue
+            top = []
+            for index in ranked[row, : min(count, found)].tolist():
+                positions, _ = indicators[index]
+                order, present = channel_orders[index]
+                mode = self._modes[index]
+                top.append(
+                    LikelyMode(
+                        component=mode.component,
+                        failure_mode=mode.failure_mode,
+                        score=float(mode_scores[row, index]),
+                        channels=tuple(
+                            evidence_names[positions[place]]
+                            for place in order[row].tolist()
+                            if present[row, place]
+                        ),
+                    )
                 )
-            )
-        return tuple(top), self._actions[self._modes[scored[0][1]].actions[0]]
+            best = self._modes[int(ranked[row, 0])]
+            results.append((tuple(top), self._actions[best.actions[0]]))
+        return results
+
+    def _mode_matrix(self, channels: tuple[str, ...]) -> tuple[list[int], np.ndarray]:
+        """Return the evidence columns of ``channels`` and the (E, M) indicator weights.
+
+        Built once per channel order. ``_mode_columns`` keeps, per mode, the positions of
+        its indicators among the evidence columns and their weights, in description order.
+        """
+        cached = self._matrices.get(channels)
+        if cached is not None:
+            return cached
+        columns = [index for index, name in enumerate(channels) if name in self._component_of]
+        position = {channels[column]: place for place, column in enumerate(columns)}
+        weights = np.zeros((len(columns), len(self._modes)))
+        per_mode: list[tuple[list[int], np.ndarray]] = []
+        for index, mode in enumerate(self._modes):
+            places = [position[channel] for channel, _ in mode.indicators if channel in position]
+            mode_weights = [weight for channel, weight in mode.indicators if channel in position]
+            weights[places, index] = mode_weights
+            per_mode.append((places, np.array(mode_weights)))
+        self._mode_columns[channels] = per_mode
+        self._matrices[channels] = (columns, weights)
+        return columns, weights
 
     def _shares(
         self, channel_scores: Mapping[str, float]

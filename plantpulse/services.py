@@ -16,7 +16,7 @@ from ingest.config import KafkaConfig
 from ingest.history import HistoryStore, open_history
 from ingest.predictor import PREDICTOR_GROUP, Predictor
 from ingest.privacy import Pseudonymiser
-from ingest.stream import StreamProcessor
+from ingest.stream import StreamProcessor, freeze_startup_objects
 from ingest.topics import SENSORS
 from models import InferenceEngine
 from models.plant import PlantDescription
@@ -82,9 +82,11 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         engine.window,
         plant.plant_id,
     )
-    return StreamProcessor(
+    processor = StreamProcessor(
         kafka, PREDICTOR_GROUP, [SENSORS], handler, producer, pseudonymiser=pseudonymiser
     )
+    freeze_startup_objects()
+    return processor
 
 
 def maintenance_policy(settings: Settings, plant: PlantDescription) -> MaintenancePolicy:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from models import PlantKnowledge, diagnose
@@ -211,8 +212,35 @@ def test_likely_modes_match_full_diagnosis(plant_name: str) -> None:
         top, action = knowledge.likely_modes(scores, 3)
 
         expected = [
-            (mode.component, mode.failure_mode, mode.score, tuple(mode.channels))
+            (mode.component, mode.failure_mode, tuple(mode.channels))
             for mode in full.failure_modes[:3]
         ]
-        assert [(m.component, m.failure_mode, m.score, m.channels) for m in top] == expected
+        assert [(m.component, m.failure_mode, m.channels) for m in top] == expected
+        assert [m.score for m in top] == pytest.approx(
+            [mode.score for mode in full.failure_modes[:3]], rel=1e-12
+        )
         assert action == full.recommended_action
+
+
+def test_likely_modes_batch_ranks_each_row_alone() -> None:
+    knowledge = PlantKnowledge(example_plant("cmapss"))
+    channels = ("s2", "s3", "s7", "s11", "s15", "s20")
+    rows = [
+        {"s11": 0.7, "s7": 0.3},
+        {"s2": 0.0, "s3": 0.0},
+        {"s20": 0.6, "s15": 0.4},
+    ]
+    scores = np.array([[row.get(name, 0.0) for name in channels] for row in rows])
+
+    batch = knowledge.likely_modes_batch(channels, scores, 3)
+
+    assert len(batch) == 3
+    assert batch[1] == ((), None)
+    for row, (top, action) in zip(rows, batch, strict=True):
+        if not row:
+            continue
+        alone, alone_action = knowledge.likely_modes(row, 3)
+        assert [(m.failure_mode, m.channels) for m in top] == [
+            (m.failure_mode, m.channels) for m in alone
+        ]
+        assert action == alone_action
