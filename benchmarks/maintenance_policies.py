@@ -43,7 +43,7 @@ import numpy as np
 # would hide the `scheduler` package.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).parent]
 
-from models.cmapss import RUL_CAP, EngineRun, load_cmapss  # noqa: E402
+from models.cmapss import CONTEXT_FIELDS, RUL_CAP, EngineRun, channel_columns, load_cmapss  # noqa: E402
 from scheduler import (  # noqa: E402
     Job,
     MachineDowntime,
@@ -142,7 +142,8 @@ class ModelRul:
         rows = slice(used - window, used)
         channels = [int(name[1:]) - 1 for name in self.engine.channels]
         sensors = life.engine.sensors[rows][:, channels][None]
-        context = life.engine.settings[rows].mean(axis=0)[None]
+        context_columns = channel_columns(self.engine.context_fields, CONTEXT_FIELDS)
+        context = life.engine.context[rows][:, context_columns].mean(axis=0)[None]
         (prediction,) = self.engine.predict(sensors, context)
 
         self.errors.append(prediction.rul_p50 - life.true_rul)

@@ -4,7 +4,8 @@ For each seed the fusion model trains with the `TrainConfig` defaults and a time
 of `--max-minutes` (10 by default). The seed splits the FD001 training engines into
 training and validation engines. The peer,
 scikit-learn's `HistGradientBoostingRegressor` on per-channel window statistics (last
-value, mean, standard deviation and least-squares slope), trains on the same training
+value, mean, standard deviation and least-squares slope) and the window's mean context
+(operating settings and age in cycles), trains on the same training
 engines and stops early on the same validation engines, with the same window length,
 channels, normaliser and RUL cap. Both are scored on the last window of each of the 100
 FD001 test engines with the true RUL capped at 125: RMSE and PHM08 score of the point
@@ -44,6 +45,7 @@ from models import (
     Normaliser,
     TrainConfig,
     TrainedModel,
+    WindowSet,
     evaluate_engines,
     load_cmapss,
     make_windows,
@@ -99,6 +101,15 @@ def window_statistics(sensors: np.ndarray) -> np.ndarray:
     return np.concatenate(features, axis=1).astype(np.float32)
 
 
+def peer_features(windows: WindowSet) -> np.ndarray:
+    """Return the peer's inputs: the window statistics and the window's mean context.
+
+    The context contains the operating settings and the age in cycles, the same context
+    the fusion model reads.
+    """
+    return np.concatenate([window_statistics(windows.sensors), windows.context], axis=1)
+
+
 def train_peer(
     data: CmapssData, trained: TrainedModel, seed: int
 ) -> tuple[HistGradientBoostingRegressor, float]:
@@ -128,9 +139,9 @@ def train_peer(
         random_state=seed,
     )
     peer.fit(
-        window_statistics(train_windows.sensors),
+        peer_features(train_windows),
         train_windows.rul,
-        X_val=window_statistics(validation_windows.sensors),
+        X_val=peer_features(validation_windows),
         y_val=validation_windows.rul,
     )
     logger.info(
@@ -148,7 +159,7 @@ def score_peer(
 ) -> tuple[float, float]:
     """Return the peer's RMSE and PHM08 score on the last window of each test engine."""
     windows = make_windows(data.test, last_only=True, **_window_options(trained))
-    predicted = np.clip(peer.predict(window_statistics(windows.sensors)), 0.0, None)
+    predicted = np.clip(peer.predict(peer_features(windows)), 0.0, None)
     return rmse(predicted, windows.rul), phm08_score(predicted, windows.rul)
 
 

@@ -37,7 +37,7 @@ from ingest.clients import EventProducer, ensure_topics
 from ingest.config import KafkaConfig
 from ingest.datasets import dataset_path, resolve_data_dir
 from ingest.predictor import PREDICTOR_GROUP, Predictor
-from ingest.replay import CMAPSS_CHANNELS, CMAPSS_CONTEXT, read_cmapss_rows
+from ingest.replay import CMAPSS_CHANNELS, cmapss_context, read_cmapss_rows
 from ingest.stream import StreamProcessor, freeze_startup_objects
 from ingest.topics import MACHINE_STATE, SENSORS
 from models import InferenceEngine, Registry, TrainConfig, train_cmapss
@@ -62,7 +62,7 @@ def reading_bytes(machine: str, seq: int, ts: datetime, row: np.ndarray) -> byte
         "ts": ts.isoformat().replace("+00:00", "Z"),
         "seq": seq,
         "channels": dict(zip(CMAPSS_CHANNELS, row[5:26].tolist(), strict=True)),
-        "context": dict(zip(CMAPSS_CONTEXT, row[2:5].tolist(), strict=True)),
+        "context": cmapss_context(row),
     }
     return json.dumps(document).encode()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.events import SensorReading
-from models import SENSOR_CHANNELS, SETTING_FIELDS, EngineRun
+from models import AGE_FIELD, SENSOR_CHANNELS, SETTING_FIELDS, EngineRun
 
 logger = logging.getLogger(__name__)
 
@@ -166,13 +166,28 @@ def _engine_run(unit: int, readings: Sequence[SensorReading]) -> EngineRun:
         [[float(r.context[name]) for name in SETTING_FIELDS] for r in readings],
         dtype=np.float32,
     )
-    cycles = np.array([r.seq for r in readings], dtype=np.int64)
-    if np.any(np.diff(cycles) <= 0):
+    sequence = np.array([r.seq for r in readings], dtype=np.int64)
+    if np.any(np.diff(sequence) <= 0):
         raise ValueError("sequence numbers do not increase with time")
     return EngineRun(
         unit=unit,
-        cycles=cycles,
+        cycles=_cycles_since_maintenance(readings, sequence),
         settings=settings,
         sensors=sensors,
-        rul=(cycles[-1] - cycles).astype(np.float32),
+        rul=(sequence[-1] - sequence).astype(np.float32),
     )
+
+
+def _cycles_since_maintenance(
+    readings: Sequence[SensorReading], sequence: np.ndarray
+) -> np.ndarray:
+    """Return each reading's age in cycles, which models read as context `AGE_FIELD`.
+
+    The readings' own `AGE_FIELD` values are used when every reading has one, as the
+    predictor receives them. Otherwise the run counts from 1 at its first reading, which
+    follows a maintenance, a failure or the start of the history.
+    """
+    ages = [r.context.get(AGE_FIELD) for r in readings]
+    if all(isinstance(age, int | float) and not isinstance(age, bool) for age in ages):
+        return np.array([round(float(age)) for age in ages], dtype=np.int64)  # type: ignore[arg-type]
+    return sequence - sequence[0] + 1

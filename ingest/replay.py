@@ -10,13 +10,23 @@ from pathlib import Path
 import numpy as np
 
 from ingest.clients import EventProducer
-from ingest.events import SensorReading
+from ingest.events import ContextValue, SensorReading
 from ingest.topics import SENSORS
 
 logger = logging.getLogger(__name__)
 
 CMAPSS_CONTEXT = ("setting1", "setting2", "setting3")
+# Sent in each reading's context; the cycle number, as models.cmapss.AGE_FIELD explains.
+CMAPSS_AGE_FIELD = "cycles_since_maintenance"
 CMAPSS_CHANNELS = tuple(f"s{index}" for index in range(1, 22))
+
+
+def cmapss_context(row: np.ndarray) -> dict[str, ContextValue]:
+    """Return the context of one C-MAPSS row: its three settings and its cycle number."""
+    return {
+        **dict(zip(CMAPSS_CONTEXT, row[2:5].tolist(), strict=True)),
+        CMAPSS_AGE_FIELD: float(row[1]),
+    }
 
 
 def cmapss_machine_id(unit: int) -> str:
@@ -50,7 +60,8 @@ def cmapss_readings(
     With `align_end`, every engine's last cycle is at `start` plus the longest engine's
     run, so all machines are observed up to one common "now", as in a running plant;
     otherwise every engine's cycle 1 is at `start`. Cycles are `cycle_minutes` apart. The
-    21 sensors become channels `s1`..`s21`, the 3 operational settings the context.
+    21 sensors become channels `s1`..`s21`; the 3 operational settings and the cycle number
+    are the context.
     """
     if units is not None:
         rows = rows[np.isin(rows[:, 0], np.asarray(units))]
@@ -71,7 +82,7 @@ def cmapss_readings(
             ts=start + (cycle - 1 + offset[unit]) * step,
             seq=cycle,
             channels=dict(zip(CMAPSS_CHANNELS, row[5:26].tolist(), strict=True)),
-            context=dict(zip(CMAPSS_CONTEXT, row[2:5].tolist(), strict=True)),
+            context=cmapss_context(row),
         )
 
 

@@ -57,7 +57,7 @@ class RecordHandler(Protocol):
     """Business logic behind a `StreamProcessor`."""
 
     def handle(self, records: list[DecodedRecord], dead_letters: DeadLetterSink) -> None:
-        """Process one poll's valid records, in partition order."""
+        """Process one poll's valid records, each partition's records in their order."""
 
     def flush(self) -> None:
         """Finish all pending work, so that every handled record's outputs have been sent."""
@@ -287,9 +287,11 @@ class StreamProcessor:
         """Poll once, process what arrived; return the number of records read."""
         batches = self.consumer.poll(timeout_ms=timeout_ms)
         count = 0
+        # One handler call for the whole poll: the predictor then runs one batched
+        # inference over every partition's readings instead of one per partition.
+        decoded: list[DecodedRecord] = []
         for partition, records in batches.items():
             adapter = EVENT_ADAPTERS[partition.topic]
-            decoded: list[DecodedRecord] = []
             for record in records:
                 try:
                     event = decode_event(adapter, record.value)
@@ -315,8 +317,9 @@ class StreamProcessor:
                         event,
                     )
                 )
-            if decoded:
-                self.handler.handle(decoded, self.dead_letters)
+        if decoded:
+            self.handler.handle(decoded, self.dead_letters)
+        for partition, records in batches.items():
             if records:
                 self.checkpoint.record_processed(partition, records[-1].offset)
                 count += len(records)

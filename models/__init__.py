@@ -3,6 +3,8 @@ inference and plant knowledge."""
 
 from models.adaptation import adapt_cmapss, adapt_on_engines
 from models.cmapss import (
+    AGE_FIELD,
+    CONTEXT_FIELDS,
     RUL_CAP,
     SENSOR_CHANNELS,
     SETTING_FIELDS,
@@ -65,6 +67,8 @@ from models.training import (
 from models.windows import WindowSet, fit_normaliser, make_windows
 
 __all__ = [
+    "AGE_FIELD",
+    "CONTEXT_FIELDS",
     "RUL_CAP",
     "SENSOR_CHANNELS",
     "SETTING_FIELDS",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from models.cmapss import SETTING_FIELDS, EngineRun, load_cmapss, split_engines
+from models.cmapss import CONTEXT_FIELDS, EngineRun, load_cmapss, split_engines
 from models.device import resolve_device
 from models.registry import LoadedModel
 from models.training import TrainConfig, TrainedModel, _fit, engine_windows, trained_model
@@ -57,7 +57,7 @@ def adapt_on_engines(
             f"model {parent.version} predicts failure modes only; adapt it on a plant's "
             "tabular dataset with --plant instead"
         )
-    unknown = [name for name in parent_config.context_fields if name not in SETTING_FIELDS]
+    unknown = [name for name in parent_config.context_fields if name not in CONTEXT_FIELDS]
     if unknown:
         raise ValueError(
             f"model {parent.version} reads context fields {unknown}, which C-MAPSS does not have"

@@ -24,6 +24,12 @@ logger = logging.getLogger(__name__)
 # These names are the keys of SensorReading.channels and .context on the Kafka wire.
 SENSOR_CHANNELS: tuple[str, ...] = tuple(f"s{i}" for i in range(1, 22))
 SETTING_FIELDS: tuple[str, ...] = ("setting1", "setting2", "setting3")
+# Operating cycles since the engine's last maintenance. Each C-MAPSS engine enters the
+# record in service at cycle 1 (with unknown initial wear) and runs without maintenance,
+# so its cycle number is used for this field.
+AGE_FIELD = "cycles_since_maintenance"
+# The context a C-MAPSS model reads: the operating settings and the age.
+CONTEXT_FIELDS: tuple[str, ...] = (*SETTING_FIELDS, AGE_FIELD)
 
 # Early in life an engine shows no measurable wear, so the usual C-MAPSS target is
 # piecewise linear: constant at this cap, then falling by one per cycle to zero.
@@ -68,6 +74,11 @@ class EngineRun:
 
     def __len__(self) -> int:
         return len(self.cycles)
+
+    @property
+    def context(self) -> np.ndarray:
+        """The context columns of CONTEXT_FIELDS, shape (T, 4): settings, then the cycle."""
+        return np.column_stack([self.settings, self.cycles.astype(np.float32)]).astype(np.float32)
 
 
 @dataclass(frozen=True)

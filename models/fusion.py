@@ -1,8 +1,8 @@
 """Fusion model: a sensor window read by dilated causal convolutions, conditioned on context.
 
 The sensor window (B, W, C) passes through residual blocks of dilated causal 1-D
-convolutions. The production context (B, K), for C-MAPSS the operating settings averaged
-over the window, scales and shifts each block's hidden features (FiLM: Perez et al.,
+convolutions. The production context (B, K), for C-MAPSS the operating settings and the
+cycles since maintenance averaged over the window, scales and shifts each block's hidden features (FiLM: Perez et al.,
 "FiLM: Visual Reasoning with a General Conditioning Layer", AAAI 2018). The mean over
 time, which averages out sensor noise, and the last step, which is the most recent state,
 together feed two heads: RUL quantiles in cycles and health-state logits. A model

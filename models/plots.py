@@ -12,34 +12,26 @@ matplotlib.use("Agg")  # files only; no display is needed or assumed
 import matplotlib.pyplot as plt
 import numpy as np
 
-from models.cmapss import RUL_CAP, EngineRun
+from models.cmapss import CONTEXT_FIELDS, RUL_CAP, SENSOR_CHANNELS, EngineRun, channel_columns
 from models.inference import InferenceEngine
 
 
 def engine_predictions(engine: InferenceEngine, run: EngineRun) -> tuple[np.ndarray, np.ndarray]:
     """Predict every full window of one engine's run; return (cycles, (T', 3) p10/p50/p90)."""
-    channel_columns = [run_channel_index(name) for name in engine.channels]
-    context_columns = [run_context_index(name) for name in engine.context_fields]
+    sensor_columns = channel_columns(engine.channels, SENSOR_CHANNELS)
+    context_columns = channel_columns(engine.context_fields, CONTEXT_FIELDS)
     count = len(run) - engine.window + 1
     if count <= 0:
         return np.empty(0, dtype=np.int64), np.empty((0, 3))
     sensors = np.stack(
-        [run.sensors[i : i + engine.window][:, channel_columns] for i in range(count)]
+        [run.sensors[i : i + engine.window][:, sensor_columns] for i in range(count)]
     )
     context = np.stack(
-        [run.settings[i : i + engine.window][:, context_columns] for i in range(count)]
+        [run.context[i : i + engine.window][:, context_columns] for i in range(count)]
     )
     predictions = engine.predict(sensors.astype(np.float32), context.astype(np.float32))
     quantiles = np.array([[p.rul_p10, p.rul_p50, p.rul_p90] for p in predictions])
     return run.cycles[engine.window - 1 :], quantiles
-
-
-def run_channel_index(name: str) -> int:
-    return int(name.removeprefix("s")) - 1
-
-
-def run_context_index(name: str) -> int:
-    return int(name.removeprefix("setting")) - 1
 
 
 def plot_rul_predictions(

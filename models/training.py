@@ -19,8 +19,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from models.cmapss import (
+    CONTEXT_FIELDS,
     RUL_CAP,
-    SETTING_FIELDS,
     EngineRun,
     HealthThresholds,
     informative_channels,
@@ -68,6 +68,9 @@ class TrainConfig:
     # their first reading. Windows of 50 cycles beat 30 on the validation engines.
     window: int = 50
     stride: int = 1  # cycles between the ends of consecutive training windows
+    # Training windows end from this cycle of each engine on, padded at the front with
+    # its first reading like test engines shorter than a window; None: from cycle `window`.
+    min_history: int | None = None
     d_model: int = 32
     n_layers: int = 4
     dropout: float = 0.2
@@ -173,9 +176,9 @@ def train_on_engines(
         engines, config.validation_fraction, config.seed
     )
     channels = informative_channels(train_engines)
-    normaliser = fit_normaliser(train_engines, channels, SETTING_FIELDS)
+    normaliser = fit_normaliser(train_engines, channels, CONTEXT_FIELDS)
     train_windows, validation_windows = engine_windows(
-        train_engines, validation_engines, channels, SETTING_FIELDS, normaliser, config
+        train_engines, validation_engines, channels, CONTEXT_FIELDS, normaliser, config
     )
     logger.info(
         "training on %d windows from %d engines, validating on %d windows from %d engines, "
@@ -190,7 +193,7 @@ def train_on_engines(
 
     model_config = FusionConfig(
         channels=channels,
-        context_fields=SETTING_FIELDS,
+        context_fields=CONTEXT_FIELDS,
         window=config.window,
         d_model=config.d_model,
         n_layers=config.n_layers,
@@ -232,7 +235,9 @@ def engine_windows(
         "rul_cap": config.rul_cap,
         "thresholds": config.health_thresholds,
     }
-    train_windows = make_windows(train_engines, stride=config.stride, **window_options)
+    train_windows = make_windows(
+        train_engines, stride=config.stride, min_history=config.min_history, **window_options
+    )
     validation_windows = make_windows(validation_engines, **window_options)
     return train_windows, validation_windows
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.cmapss import (
+    CONTEXT_FIELDS,
     RUL_CAP,
     SENSOR_CHANNELS,
-    SETTING_FIELDS,
     EngineRun,
     HealthThresholds,
     cap_rul,
@@ -42,11 +42,11 @@ def fit_normaliser(
 ) -> Normaliser:
     """Fit one normaliser over all rows of ``engines`` for the sensor and context columns."""
     sensor_columns = channel_columns(channels, SENSOR_CHANNELS)
-    context_columns = channel_columns(context_fields, SETTING_FIELDS)
+    context_columns = channel_columns(context_fields, CONTEXT_FIELDS)
     rows = np.concatenate(
         [
             np.concatenate(
-                [engine.sensors[:, sensor_columns], engine.settings[:, context_columns]], axis=1
+                [engine.sensors[:, sensor_columns], engine.context[:, context_columns]], axis=1
             )
             for engine in engines
         ]
@@ -65,34 +65,41 @@ def make_windows(
     last_only: bool = False,
     rul_cap: float = RUL_CAP,
     thresholds: HealthThresholds | None = None,
+    min_history: int | None = None,
 ) -> WindowSet:
     """Cut normalised windows of ``window`` cycles from each engine.
 
     Windows end every ``stride`` cycles counting back from each engine's last cycle, so
     the last cycle is always covered. With ``last_only`` each engine gives only its
     final window, as in the C-MAPSS test protocol. An engine shorter than ``window``
-    is padded at the front with copies of its first row.
+    is padded at the front with copies of its first row. With ``min_history`` windows
+    also end at earlier cycles, from the ``min_history``-th on, padded the same way, so
+    training includes windows like those of short test engines.
     """
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be at least 1, got {window} and {stride}")
     thresholds = thresholds or HealthThresholds()
     sensor_columns = channel_columns(channels, SENSOR_CHANNELS)
-    context_columns = channel_columns(context_fields, SETTING_FIELDS)
+    context_columns = channel_columns(context_fields, CONTEXT_FIELDS)
 
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for engine in engines:
         sensors = normaliser.transform(engine.sensors[:, sensor_columns], channels)  # (T, C)
-        context = normaliser.transform(engine.settings[:, context_columns], context_fields)
+        context = normaliser.transform(engine.context[:, context_columns], context_fields)
         rul = engine.rul
 
-        padding = window - len(engine)
+        earliest = window if min_history is None else min(window, max(1, min_history))
+        padding = max(window - len(engine), window - earliest)
         if padding > 0:
             sensors = np.concatenate([np.repeat(sensors[:1], padding, axis=0), sensors])
             context = np.concatenate([np.repeat(context[:1], padding, axis=0), context])
             rul = np.concatenate([np.repeat(rul[:1], padding), rul])
 
         last_end = len(rul) - 1
-        ends = np.array([last_end]) if last_only else np.arange(last_end, window - 2, -stride)[::-1]
+        first_end = min(max(window - 1, padding + earliest - 1), last_end)
+        ends = (
+            np.array([last_end]) if last_only else np.arange(last_end, first_end - 1, -stride)[::-1]
+        )
         starts = ends - window + 1
 
         # sliding_window_view puts the window axis last: (T - W + 1, C, W).

@@ -21,7 +21,7 @@ from ingest.config import KafkaConfig
 from ingest.history import MACHINE_STATE, Point
 from ingest.history.parquet import ParquetHistory
 from ingest.predictor import PREDICTOR_GROUP
-from ingest.replay import CMAPSS_CHANNELS, CMAPSS_CONTEXT, read_cmapss_rows
+from ingest.replay import CMAPSS_CHANNELS, cmapss_context, read_cmapss_rows
 from ingest.topics import SENSORS
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -47,7 +47,7 @@ def replay(kafka: KafkaConfig, data_dir: Path) -> int:
                 "ts": (START + timedelta(hours=step)).isoformat(),
                 "seq": step + 1,
                 "channels": dict(zip(CMAPSS_CHANNELS, row[5:26].tolist(), strict=True)),
-                "context": dict(zip(CMAPSS_CONTEXT, row[2:5].tolist(), strict=True)),
+                "context": cmapss_context(row),
             }
             producer.send(SENSORS, key=name.encode(), value=json.dumps(reading).encode())
     producer.flush()

@@ -213,7 +213,13 @@ def test_operator_names_never_leave_ingest(
     assert len(stored) == len(readings)
     for reading in stored:
         assert reading.context["operator_id"] == pseudonym(OPERATORS[reading.machine_id])
-        assert set(reading.context) == {"setting1", "setting2", "setting3", "operator_id"}
+        assert set(reading.context) == {
+            "setting1",
+            "setting2",
+            "setting3",
+            "cycles_since_maintenance",
+            "operator_id",
+        }
     operations = history.read(OPERATION_EVENT, START, START + timedelta(days=30))
     assert sorted(point.tags["event"] for point in operations) == ["completed", "started"]
     for point in operations:

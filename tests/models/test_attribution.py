@@ -141,7 +141,8 @@ def test_rul_attribution_ranks_deciding_channel_first() -> None:
     windows = np.stack(
         [run.sensors[end - 30 : end, columns] for run in engines for end in (60, 90)]
     )
-    predictions = engine.predict(windows, np.zeros((len(windows), 3), dtype=np.float32))
+    context = np.stack([run.context[end - 30 : end] for run in engines for end in (60, 90)])
+    predictions = engine.predict(windows, context)
     first = Counter(prediction.top_channels[0] for prediction in predictions)
 
     # Gradient x input on a briefly trained model gives a noise channel the top rank in

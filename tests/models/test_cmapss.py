@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from models import (
+    AGE_FIELD,
+    CONTEXT_FIELDS,
     SENSOR_CHANNELS,
     SETTING_FIELDS,
     CmapssData,
@@ -215,6 +217,28 @@ def test_make_windows_shapes_and_targets(cmapss: CmapssData) -> None:
     np.testing.assert_allclose(windows.context[-1], expected_context, rtol=1e-5, atol=1e-6)
 
 
+def test_min_history_adds_windows_padded_with_the_first_reading(cmapss: CmapssData) -> None:
+    first = cmapss.train[0]
+    normaliser = fit_normaliser([first], ("s2",), CONTEXT_FIELDS)
+    options = {
+        "channels": ("s2",),
+        "context_fields": CONTEXT_FIELDS,
+        "normaliser": normaliser,
+        "window": 30,
+    }
+
+    plain = make_windows([first], **options)  # type: ignore[arg-type]
+    early = make_windows([first], min_history=5, **options)  # type: ignore[arg-type]
+
+    # 192 cycles: windows end at cycles 30..192 without, 5..192 with min_history 5.
+    assert (len(plain), len(early)) == (163, 188)
+    np.testing.assert_array_equal(early.sensors[-len(plain) :], plain.sensors)
+    scaled = normaliser.transform(first.sensors[:5, [1]], ("s2",))  # (5, 1)
+    np.testing.assert_allclose(early.sensors[0, :25], np.repeat(scaled[:1], 25, axis=0))
+    np.testing.assert_allclose(early.sensors[0, 25:], scaled)
+    assert early.rul[0] == min(first.rul[4], 125)
+
+
 def test_make_windows_stride_keeps_last_cycle(cmapss: CmapssData) -> None:
     first = cmapss.train[0]
     normaliser = fit_normaliser([first], ("s2",), SETTING_FIELDS)
@@ -268,3 +292,12 @@ def test_make_windows_pads_short_engine_with_first_row(cmapss: CmapssData) -> No
     assert windows.sensors.shape == (1, 40, 1)
     np.testing.assert_array_equal(windows.sensors[0, :10], np.repeat(first_row, 10, axis=0))
     assert windows.rul[0] == 112
+
+
+def test_engine_context_ends_with_the_cycle_number(cmapss: CmapssData) -> None:
+    engine = cmapss.train[0]
+
+    assert (*SETTING_FIELDS, AGE_FIELD) == CONTEXT_FIELDS
+    assert engine.context.shape == (len(engine), len(CONTEXT_FIELDS))
+    np.testing.assert_array_equal(engine.context[:, :3], engine.settings)
+    np.testing.assert_array_equal(engine.context[:, 3], engine.cycles.astype(np.float32))

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from models import (
+    CONTEXT_FIELDS,
     SENSOR_CHANNELS,
-    SETTING_FIELDS,
     CmapssData,
     InferenceEngine,
     Registry,
@@ -29,8 +29,8 @@ def raw_windows(cmapss: CmapssData, channels: tuple[str, ...], count: int) -> np
 
 
 def raw_context(cmapss: CmapssData, count: int) -> np.ndarray:
-    """Return the matching raw settings, (count, W, 3)."""
-    return np.stack([engine.settings[-WINDOW:] for engine in cmapss.train[:count]])
+    """Return the matching raw context (settings and cycle number), (count, W, 4)."""
+    return np.stack([engine.context[-WINDOW:] for engine in cmapss.train[:count]])
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_engine_exposes_model_inputs(engine: InferenceEngine, small_trained: Tra
     assert engine.window == 50
     assert engine.channels == small_trained.config.channels
     assert engine.channels[:3] == ("s2", "s3", "s4")
-    assert engine.context_fields == SETTING_FIELDS
+    assert engine.context_fields == CONTEXT_FIELDS
 
 
 def test_predict_one_valid_prediction_per_window(
@@ -163,7 +163,7 @@ def test_channel_attributions_independent_per_window(small_trained: TrainedModel
     model = small_trained.model.eval()
     torch.manual_seed(0)
     sensors = torch.randn(4, 30, len(small_trained.config.channels))
-    context = torch.zeros(4, 3)
+    context = torch.zeros(4, len(small_trained.config.context_fields))
 
     together = channel_attributions(model, sensors, context)
     alone = channel_attributions(model, sensors[:1], context[:1])
@@ -175,16 +175,16 @@ def test_channel_attributions_independent_per_window(small_trained: TrainedModel
 def test_predict_empty_batch_returns_nothing(engine: InferenceEngine) -> None:
     windows = np.zeros((0, WINDOW, len(engine.channels)), dtype=np.float32)
 
-    assert engine.predict(windows, np.zeros((0, 3), dtype=np.float32)) == []
+    assert engine.predict(windows, np.zeros((0, 4), dtype=np.float32)) == []
 
 
 @pytest.mark.parametrize(
     ("window_change", "context_shape", "message"),
     [
-        ((0, -1, 0), (2, 3), "windows must have shape"),
-        ((0, 0, -1), (2, 3), "windows must have shape"),
-        ((0, 0, 0), (2, 2), "context must have shape"),
-        ((0, 0, 0), (3, 3), "context must have shape"),
+        ((0, -1, 0), (2, 4), "windows must have shape"),
+        ((0, 0, -1), (2, 4), "windows must have shape"),
+        ((0, 0, 0), (2, 3), "context must have shape"),
+        ((0, 0, 0), (3, 4), "context must have shape"),
     ],
 )
 def test_predict_rejects_wrong_shapes(

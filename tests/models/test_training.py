@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models import (
-    SETTING_FIELDS,
+    CONTEXT_FIELDS,
     CmapssData,
     HealthThresholds,
     TrainConfig,
@@ -115,8 +115,8 @@ def test_normaliser_fitted_on_training_engines_only(
     train_engines = [engine for engine in cmapss.train if engine.unit in train_units]
     all_engines = cmapss.train[:12]
 
-    expected = fit_normaliser(train_engines, config.channels, SETTING_FIELDS)
-    with_validation = fit_normaliser(all_engines, config.channels, SETTING_FIELDS)
+    expected = fit_normaliser(train_engines, config.channels, CONTEXT_FIELDS)
+    with_validation = fit_normaliser(all_engines, config.channels, CONTEXT_FIELDS)
 
     assert small_trained.normaliser == expected
     assert small_trained.normaliser != with_validation
@@ -128,7 +128,7 @@ def test_training_drops_constant_channels(small_trained: TrainedModel) -> None:
     assert "s1" not in channels
     assert "s19" not in channels
     assert channels[0] == "s2"
-    assert small_trained.config.context_fields == SETTING_FIELDS
+    assert small_trained.config.context_fields == CONTEXT_FIELDS
 
 
 def test_lineage_records_data_hashes_and_seed(small_trained: TrainedModel) -> None:
