@@ -1,8 +1,8 @@
 """CPU inference throughput of the fusion model at batch 256, with and without attributions.
 
 The speed of a forward pass does not depend on the trained weights, so the model here is
-an untrained one of the default size over 14 sensor channels and the 3 operating
-settings: one channel fewer than an FD001 model, which changes only the input layer.
+an untrained one of `TrainConfig`'s default size over the 15 sensor channels and the 4 context
+fields (operating settings and cycles since maintenance) of an FD001 model.
 Each timed step runs `InferenceEngine.predict` (outputs, one backward pass for the
 channel attributions, the Prediction objects) and then a bare forward pass on the same
 batch, so both paths see the same load on the machine.
@@ -21,10 +21,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models import FusionConfig, FusionModel, InferenceEngine, Normaliser
+from models import (
+    CONTEXT_FIELDS,
+    FusionConfig,
+    FusionModel,
+    InferenceEngine,
+    Normaliser,
+    TrainConfig,
+)
 
-CHANNELS = tuple(f"s{i}" for i in (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))
-CONTEXT = ("setting1", "setting2", "setting3")
+CHANNELS = tuple(f"s{i}" for i in (2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))
+CONTEXT = CONTEXT_FIELDS
 BATCH = 256
 WARM_UP = 2
 
@@ -40,7 +47,14 @@ def measure(window: int, threads: int, batches: int) -> list[str]:
     """Time `batches` steps of both paths; return one markdown row per path."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    config = FusionConfig(channels=CHANNELS, context_fields=CONTEXT, window=window)
+    defaults = TrainConfig()
+    config = FusionConfig(
+        channels=CHANNELS,
+        context_fields=CONTEXT,
+        window=window,
+        d_model=defaults.d_model,
+        n_layers=defaults.n_layers,
+    )
     names = CHANNELS + CONTEXT
     identity = Normaliser(names=names, mean=(0.0,) * len(names), std=(1.0,) * len(names))
     engine = InferenceEngine(_Parts(FusionModel(config), config, identity), "bench", "cpu")

@@ -2,12 +2,11 @@
 
 For each seed the fusion model trains with the `TrainConfig` defaults and a time budget
 of `--max-minutes` (10 by default). The seed splits the FD001 training engines into
-training and validation engines. The peer,
-scikit-learn's `HistGradientBoostingRegressor` on per-channel window statistics (last
-value, mean, standard deviation and least-squares slope) and the window's mean context
-(operating settings and age in cycles), trains on the same training
-engines and stops early on the same validation engines, with the same window length,
-channels, normaliser and RUL cap. Both are scored on the last window of each of the 100
+training and validation engines. The peer, scikit-learn's
+`HistGradientBoostingRegressor` on per-channel window statistics (last value, mean,
+standard deviation and least-squares slope) and the window's mean context (operating
+settings and age in cycles), trains on the same training windows and stops early on the
+same validation engines, with the same window length, channels, normaliser and RUL cap. Both are scored on the last window of each of the 100
 FD001 test engines with the true RUL capped at 125: RMSE and PHM08 score of the point
 prediction (RUL p50 for the fusion model).
 
@@ -125,7 +124,7 @@ def train_peer(
     validation_engines = [engine for engine in data.train if engine.unit in validation_units]
 
     options = _window_options(trained)
-    train_windows = make_windows(train_engines, **options)
+    train_windows = make_windows(train_engines, min_history=train_config.min_history, **options)
     validation_windows = make_windows(validation_engines, **options)
 
     peer = HistGradientBoostingRegressor(

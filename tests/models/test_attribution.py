@@ -131,6 +131,7 @@ def test_rul_attribution_ranks_deciding_channel_first() -> None:
         max_minutes=None,
         ema_decay=0.9,
         validation_fraction=0.25,
+        min_history=None,
     )
     torch.manual_seed(0)
 
