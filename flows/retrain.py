@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,8 @@ from ingest.history import FAILURE, MAINTENANCE, HistoryStore, open_history
 from ingest.replay import cmapss_machine_id
 from ingest.topics import MODELS
 from models import (
+    AGE_FIELD,
+    SETTING_FIELDS,
     EngineRun,
     InferenceEngine,
     LoadedModel,
@@ -220,7 +223,15 @@ def train_challenger(runs: MachineRuns, options: RetrainOptions) -> TrainedModel
     if options.shuffle_labels:
         get_run_logger().warning("training on shuffled labels: a control run, not a real model")
         engines = with_shuffled_labels(engines, options.train.seed)
-    return train_on_engines(engines, options.train, runs.data_files, progress=False)
+    config = options.train
+    if not runs.ages_reported and AGE_FIELD in config.context_fields:
+        get_run_logger().warning(
+            "some readings carry no %s, so the challenger reads only %s as context",
+            AGE_FIELD,
+            list(SETTING_FIELDS),
+        )
+        config = replace(config, context_fields=SETTING_FIELDS)
+    return train_on_engines(engines, config, runs.data_files, progress=False)
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS_S, cache_policy=NO_CACHE)

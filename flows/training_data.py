@@ -32,6 +32,9 @@ class MachineRuns:
     machine_of: dict[int, str]
     data_files: tuple[Path, ...] = ()  # dataset files the runs were read from, if any
     source: str = ""  # where the runs came from, for reports
+    # Whether every reading carried its age (`AGE_FIELD`). Without it a model must not
+    # read the age, because the same producers could then not feed it.
+    ages_reported: bool = True
 
     def machines(self) -> list[str]:
         return sorted(set(self.machine_of.values()))
@@ -40,7 +43,7 @@ class MachineRuns:
         wanted = set(machines)
         runs = [run for run in self.runs if self.machine_of[run.unit] in wanted]
         machine_of = {run.unit: self.machine_of[run.unit] for run in runs}
-        return MachineRuns(runs, machine_of, self.data_files, self.source)
+        return MachineRuns(runs, machine_of, self.data_files, self.source, self.ages_reported)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ def runs_from_history(
             machine_of[run.unit] = machine_id
     if skipped:
         logger.warning("%d runs skipped for readings outside the C-MAPSS layout", skipped)
-    return MachineRuns(runs, machine_of, source="history")
+    ages_reported = all(_has_age(reading) for reading in readings)
+    return MachineRuns(runs, machine_of, source="history", ages_reported=ages_reported)
 
 
 def runs_from_engines(
@@ -187,7 +191,11 @@ def _cycles_since_maintenance(
     predictor receives them. Otherwise the run counts from 1 at its first reading, which
     follows a maintenance, a failure or the start of the history.
     """
-    ages = [r.context.get(AGE_FIELD) for r in readings]
-    if all(isinstance(age, int | float) and not isinstance(age, bool) for age in ages):
-        return np.array([round(float(age)) for age in ages], dtype=np.int64)  # type: ignore[arg-type]
+    if all(_has_age(reading) for reading in readings):
+        return np.array([round(float(r.context[AGE_FIELD])) for r in readings], dtype=np.int64)
     return sequence - sequence[0] + 1
+
+
+def _has_age(reading: SensorReading) -> bool:
+    age = reading.context.get(AGE_FIELD)
+    return isinstance(age, int | float) and not isinstance(age, bool)

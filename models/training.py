@@ -86,6 +86,9 @@ class TrainConfig:
     median_mse_weight: float = 10.0
     rul_cap: int = RUL_CAP
     health_thresholds: HealthThresholds = field(default_factory=HealthThresholds)
+    # The context the model reads, from CONTEXT_FIELDS. The retrain flow passes
+    # SETTING_FIELDS when stored readings lack their age, so the model needs none.
+    context_fields: tuple[str, ...] = CONTEXT_FIELDS
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,6 +111,9 @@ class TrainConfig:
             problems.append(f"max_minutes must be positive or None, got {self.max_minutes}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        unknown = [name for name in self.context_fields if name not in CONTEXT_FIELDS]
+        if unknown:
+            problems.append(f"context_fields {unknown} are not among {list(CONTEXT_FIELDS)}")
         if not 0.0 < self.ema_decay < 1.0:
             problems.append(f"ema_decay must be between 0 and 1, got {self.ema_decay}")
         if problems:
@@ -125,6 +131,8 @@ class TrainConfig:
             thresholds = dict(values["health_thresholds"])
             thresholds["states"] = tuple(thresholds.get("states", HealthThresholds().states))
             values["health_thresholds"] = HealthThresholds(**thresholds)
+        if "context_fields" in values:
+            values["context_fields"] = tuple(values["context_fields"])
         return cls(**values)
 
 
@@ -181,9 +189,9 @@ def train_on_engines(
         engines, config.validation_fraction, config.seed
     )
     channels = informative_channels(train_engines)
-    normaliser = fit_normaliser(train_engines, channels, CONTEXT_FIELDS)
+    normaliser = fit_normaliser(train_engines, channels, config.context_fields)
     train_windows, validation_windows = engine_windows(
-        train_engines, validation_engines, channels, CONTEXT_FIELDS, normaliser, config
+        train_engines, validation_engines, channels, config.context_fields, normaliser, config
     )
     logger.info(
         "training on %d windows from %d engines, validating on %d windows from %d engines, "
@@ -198,7 +206,7 @@ def train_on_engines(
 
     model_config = FusionConfig(
         channels=channels,
-        context_fields=CONTEXT_FIELDS,
+        context_fields=config.context_fields,
         window=config.window,
         d_model=config.d_model,
         n_layers=config.n_layers,

@@ -34,6 +34,7 @@ def test_runs_from_history_count_age_from_the_first_reading_after_maintenance() 
     np.testing.assert_array_equal(run.cycles, np.arange(1, 11))
     np.testing.assert_array_equal(run.rul, np.arange(9, -1, -1))
     np.testing.assert_array_equal(run.context[:, -1], np.arange(1, 11))
+    assert not runs_from_history(readings, failures, maintenance).ages_reported
 
 
 def test_runs_from_history_keep_the_age_that_readings_carry() -> None:
@@ -44,3 +45,4 @@ def test_runs_from_history_keep_the_age_that_readings_carry() -> None:
 
     np.testing.assert_array_equal(run.cycles, np.arange(41, 51))
     np.testing.assert_array_equal(run.rul, np.arange(9, -1, -1))
+    assert runs_from_history(readings, failures, {}).ages_reported

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from models import (
+    AGE_FIELD,
     CONTEXT_FIELDS,
+    SETTING_FIELDS,
     CmapssData,
     HealthThresholds,
     TrainConfig,
@@ -74,7 +76,10 @@ def test_classification_metrics_per_state() -> None:
 
 def test_train_config_round_trips_through_json() -> None:
     config = TrainConfig(
-        seed=5, max_engines=7, health_thresholds=HealthThresholds(degrading_max=80)
+        seed=5,
+        max_engines=7,
+        health_thresholds=HealthThresholds(degrading_max=80),
+        context_fields=SETTING_FIELDS,
     )
 
     restored = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
@@ -87,6 +92,18 @@ def test_train_config_rejects_invalid_values() -> None:
         TrainConfig(epochs=0, device="gpu")
 
     assert 'device must be "auto", "cpu" or "cuda"' in str(error.value)
+    with pytest.raises(ValueError, match=r"context_fields \['shift'\] are not among"):
+        TrainConfig(context_fields=("setting1", "shift"))
+
+
+def test_training_without_age_reads_only_the_settings(data_dir: Path) -> None:
+    config = replace(SMALL_TRAIN_CONFIG, epochs=1, max_engines=4, context_fields=SETTING_FIELDS)
+
+    trained = train_cmapss(data_dir, config, progress=False)
+
+    assert trained.config.context_fields == SETTING_FIELDS
+    assert trained.normaliser.names[-3:] == SETTING_FIELDS
+    assert AGE_FIELD not in trained.normaliser.names
 
 
 def test_short_training_lowers_validation_loss(small_trained: TrainedModel) -> None:
