@@ -179,6 +179,11 @@ def demo(
             if (settings.output_dir / name.rstrip("/")).exists()
         ]
         typer.echo(f"\nreport written to {settings.output_dir.resolve()}: {', '.join(written)}")
+        history = settings.output_dir / "history"
+        if history.exists():
+            typer.echo(
+                f"explain a machine's state: plantpulse explain MACHINE --history {history.resolve()}"
+            )
         if dashboard:
             typer.echo("the dashboard and the broker keep running; Ctrl-C stops them")
             with stop_on_signals() as stop:

@@ -42,6 +42,9 @@ def test_short_demo_prints_rmse_and_a_feasible_schedule(tmp_path: Path, data_dir
     assert int(match.group(1)) == 6
     assert 0.0 < float(match.group(2)) < 100.0
     assert "independent feasibility check: passed" in result.stdout
+    assert f"plantpulse explain MACHINE --history {(output / 'history').resolve()}" in (
+        result.stdout
+    )
 
     summary = json.loads((output / "summary.json").read_text())
     assert summary["violations"] == []
