@@ -370,7 +370,9 @@ def _describe_errors(source: str, data: dict[str, Any], error: ValidationError) 
     count = error.error_count()
     lines = [f"{source}: invalid plant description ({count} problem{'s' if count != 1 else ''})"]
     for problem in error.errors(include_url=False):
-        lines.append(f"  {_location(data, problem['loc'])}: {problem['msg']}")
+        # Our own validators' messages are complete sentences; pydantic prefixes them.
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  {_location(data, problem['loc'])}: {message}")
     return "\n".join(lines)
 
 

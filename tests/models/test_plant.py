@@ -96,7 +96,7 @@ def test_yaml_and_toml_give_the_same_description(tmp_path: Path) -> None:
         (
             "valid_max = 200",
             "valid_max = -1",
-            "channels[0] (pressure): Value error, valid_min 0.0 is above",
+            "channels[0] (pressure): valid_min 0.0 is above",
         ),
         (
             "duration_minutes = 90",
