@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +76,10 @@ class EngineRun:
     def __len__(self) -> int:
         return len(self.cycles)
 
-    @property
+    @cached_property
     def context(self) -> np.ndarray:
         """The context columns of CONTEXT_FIELDS, shape (T, 4): settings, then the cycle."""
-        return np.column_stack([self.settings, self.cycles.astype(np.float32)]).astype(np.float32)
+        return np.column_stack([self.settings, self.cycles.astype(np.float32)])
 
 
 @dataclass(frozen=True)

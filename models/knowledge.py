@@ -133,6 +133,17 @@ class _IndexedMode:
     actions: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _ModeMatrix:
+    """The failure modes' indicator weights for one order of channel columns."""
+
+    columns: list[int]  # the evidence channels' columns among the scores
+    weights: np.ndarray  # (E, M): indicator weight of evidence channel e in mode m
+    # Per mode, in description order: its indicators' places among the evidence
+    # columns and their weights.
+    indicators: list[tuple[list[int], np.ndarray]]
+
+
 class PlantKnowledge:
     """A plant description indexed once for ``diagnose``, which a predictor calls per window."""
 
@@ -158,8 +169,7 @@ class PlantKnowledge:
             for component, mode in plant.failure_modes()
         ]
         self._actions = {action.name: action for action in plant.actions}
-        self._matrices: dict[tuple[str, ...], tuple[list[int], np.ndarray]] = {}
-        self._mode_columns: dict[tuple[str, ...], list[tuple[list[int], np.ndarray]]] = {}
+        self._matrices: dict[tuple[str, ...], _ModeMatrix] = {}
 
     @property
     def evidence_channels(self) -> frozenset[str]:
@@ -201,18 +211,18 @@ class PlantKnowledge:
     ) -> list[tuple[tuple[LikelyMode, ...], MaintenanceActionSpec | None]]:
         """Rank the failure modes of each row of ``scores`` (B, C), columns in ``channels`` order.
 
-        Returns one ``likely_modes`` result per row. The shares and mode scores of the
-        whole batch come from one matrix product, so the predictor can afford this for
-        every window; only the top ``count`` modes of each row are built.
+        Returns one ``likely_modes`` result per row. One matrix product gives the shares
+        and mode scores of the whole batch, so the predictor can rank every window. Only
+        the top ``count`` modes of each row are built.
         """
         channels = tuple(channels)
-        columns, weights = self._mode_matrix(channels)
-        indicators = self._mode_columns[channels]
+        matrix = self._mode_matrix(channels)
+        columns, indicators = matrix.columns, matrix.indicators
         evidence = np.asarray(scores, dtype=np.float64)[:, columns]  # (B, E)
         evidence = np.where(evidence > 0.0, evidence, 0.0)  # also sets NaN aside
         totals = evidence.sum(axis=1)  # (B,)
         shares = evidence / np.where(totals > 0.0, totals, 1.0)[:, None]  # (B, E)
-        raw_scores = shares @ weights  # (B, M)
+        raw_scores = shares @ matrix.weights  # (B, M)
         evidence_names = [channels[column] for column in columns]
 
         # Rank keys as diagnose builds them, rounded so float noise cannot break a tie;
@@ -238,7 +248,7 @@ class PlantKnowledge:
 
         results: list[tuple[tuple[LikelyMode, ...], MaintenanceActionSpec | None]] = []
         for row in range(len(evidence)):
-            found = int(evidence_counts[row]) if totals[row] > 0.0 else 0
+            found = int(evidence_counts[row])  # 0 when the row has no evidence at all
             if found == 0:
                 results.append(((), None))
                 continue
@@ -263,27 +273,23 @@ class PlantKnowledge:
             results.append((tuple(top), self._actions[best.actions[0]]))
         return results
 
-    def _mode_matrix(self, channels: tuple[str, ...]) -> tuple[list[int], np.ndarray]:
-        """Return the evidence columns of ``channels`` and the (E, M) indicator weights.
-
-        Built once per channel order. ``_mode_columns`` keeps, per mode, the positions of
-        its indicators among the evidence columns and their weights, in description order.
-        """
+    def _mode_matrix(self, channels: tuple[str, ...]) -> _ModeMatrix:
+        """Return the indicator weights of the failure modes for ``channels``, built once."""
         cached = self._matrices.get(channels)
         if cached is not None:
             return cached
         columns = [index for index, name in enumerate(channels) if name in self._component_of]
         position = {channels[column]: place for place, column in enumerate(columns)}
         weights = np.zeros((len(columns), len(self._modes)))
-        per_mode: list[tuple[list[int], np.ndarray]] = []
+        indicators: list[tuple[list[int], np.ndarray]] = []
         for index, mode in enumerate(self._modes):
             places = [position[channel] for channel, _ in mode.indicators if channel in position]
             mode_weights = [weight for channel, weight in mode.indicators if channel in position]
             weights[places, index] = mode_weights
-            per_mode.append((places, np.array(mode_weights)))
-        self._mode_columns[channels] = per_mode
-        self._matrices[channels] = (columns, weights)
-        return columns, weights
+            indicators.append((places, np.array(mode_weights)))
+        matrix = _ModeMatrix(columns, weights, indicators)
+        self._matrices[channels] = matrix
+        return matrix
 
     def _shares(
         self, channel_scores: Mapping[str, float]

@@ -78,6 +78,8 @@ def make_windows(
     """
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be at least 1, got {window} and {stride}")
+    if min_history is not None and min_history < 1:
+        raise ValueError(f"min_history must be at least 1 or None, got {min_history}")
     thresholds = thresholds or HealthThresholds()
     sensor_columns = channel_columns(channels, SENSOR_CHANNELS)
     context_columns = channel_columns(context_fields, CONTEXT_FIELDS)
@@ -88,7 +90,7 @@ def make_windows(
         context = normaliser.transform(engine.context[:, context_columns], context_fields)
         rul = engine.rul
 
-        earliest = window if min_history is None else min(window, max(1, min_history))
+        earliest = window if min_history is None else min(window, min_history)
         padding = max(window - len(engine), window - earliest)
         if padding > 0:
             sensors = np.concatenate([np.repeat(sensors[:1], padding, axis=0), sensors])
