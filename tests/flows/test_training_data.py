@@ -24,7 +24,7 @@ def reading(seq: int, age: float | None) -> SensorReading:
     )
 
 
-def test_runs_from_history_count_age_from_the_first_reading_after_maintenance() -> None:
+def test_history_run_age_restarts_after_maintenance() -> None:
     readings = [reading(seq, None) for seq in range(1, 21)]
     maintenance = {"press-01": [START + timedelta(hours=10, minutes=30)]}
     failures = {"press-01": [START + timedelta(hours=20)]}
@@ -37,7 +37,7 @@ def test_runs_from_history_count_age_from_the_first_reading_after_maintenance() 
     assert not runs_from_history(readings, failures, maintenance).ages_reported
 
 
-def test_runs_from_history_keep_the_age_that_readings_carry() -> None:
+def test_history_run_keeps_reported_age() -> None:
     readings = [reading(seq, float(seq + 40)) for seq in range(1, 11)]
     failures = {"press-01": [START + timedelta(hours=10)]}
 

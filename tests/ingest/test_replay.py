@@ -8,7 +8,7 @@ from ingest.replay import CMAPSS_AGE_FIELD, CMAPSS_CONTEXT, cmapss_readings, rea
 from models import AGE_FIELD, SETTING_FIELDS
 
 
-def test_cmapss_readings_context_has_settings_and_cycle_number(data_dir: Path) -> None:
+def test_cmapss_readings_context_settings_and_cycle(data_dir: Path) -> None:
     rows = read_cmapss_rows(dataset_path("cmapss", "train_FD001.txt", data_dir))
 
     readings = list(cmapss_readings(rows, datetime(2026, 1, 1, tzinfo=UTC), units=[3]))

@@ -217,7 +217,7 @@ def test_make_windows_shapes_and_targets(cmapss: CmapssData) -> None:
     np.testing.assert_allclose(windows.context[-1], expected_context, rtol=1e-5, atol=1e-6)
 
 
-def test_min_history_adds_windows_padded_with_the_first_reading(cmapss: CmapssData) -> None:
+def test_min_history_pads_early_windows(cmapss: CmapssData) -> None:
     first = cmapss.train[0]
     normaliser = fit_normaliser([first], ("s2",), CONTEXT_FIELDS)
     options = {

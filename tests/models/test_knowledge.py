@@ -222,7 +222,7 @@ def test_likely_modes_match_full_diagnosis(plant_name: str) -> None:
         assert action == full.recommended_action
 
 
-def test_likely_modes_batch_ranks_each_row_alone() -> None:
+def test_likely_modes_batch_ranks_rows_apart() -> None:
     knowledge = PlantKnowledge(example_plant("cmapss"))
     channels = ("s2", "s3", "s7", "s11", "s15", "s20")
     rows = [
@@ -236,9 +236,13 @@ def test_likely_modes_batch_ranks_each_row_alone() -> None:
 
     assert len(batch) == 3
     assert batch[1] == ((), None)
+    hpc_modes, hpc_action = batch[0]
+    assert [(m.failure_mode, m.channels) for m in hpc_modes] == [("hpc-degradation", ("s11", "s7"))]
+    assert hpc_action is not None
+    assert hpc_action.name == "hpc-overhaul"
+    hot_modes, _ = batch[2]
+    assert [m.failure_mode for m in hot_modes] == ["hpt-degradation", "fan-degradation"]
     for row, (top, action) in zip(rows, batch, strict=True):
-        if not row:
-            continue
         alone, alone_action = knowledge.likely_modes(row, 3)
         assert [(m.failure_mode, m.channels) for m in top] == [
             (m.failure_mode, m.channels) for m in alone
