@@ -1,13 +1,17 @@
 """CPU inference throughput of the fusion model at batch 256, with and without attributions.
 
 The speed of a forward pass does not depend on the trained weights, so the model here is
-an untrained one of `TrainConfig`'s default size over the 15 sensor channels and the 4 context
-fields (operating settings and cycles since maintenance) of an FD001 model.
+an untrained one with `TrainConfig`'s default width, layers and ensemble members over the
+15 sensor channels and the 4 context fields (operating settings and cycles since
+maintenance) of an FD001 model.
 Each timed step runs `InferenceEngine.predict` (outputs, one backward pass for the
 channel attributions, the Prediction objects) and then a bare forward pass on the same
 batch, so both paths see the same load on the machine.
 
     python benchmarks/inference.py --threads 1 2 --windows 30 50
+
+`--sizes 3x16 1x32` times other sizes in the same run, each written as ensemble members
+times `d_model`; the default is `TrainConfig`'s.
 """
 
 from __future__ import annotations
@@ -43,17 +47,18 @@ class _Parts:
     normaliser: Normaliser
 
 
-def measure(window: int, threads: int, batches: int) -> list[str]:
+def measure(window: int, threads: int, batches: int, size: tuple[int, int]) -> list[str]:
     """Time `batches` steps of both paths; return one markdown row per path."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    defaults = TrainConfig()
+    members, d_model = size
     config = FusionConfig(
         channels=CHANNELS,
         context_fields=CONTEXT,
         window=window,
-        d_model=defaults.d_model,
-        n_layers=defaults.n_layers,
+        d_model=d_model,
+        n_layers=TrainConfig().n_layers,
+        members=members,
     )
     names = CHANNELS + CONTEXT
     identity = Normaliser(names=names, mean=(0.0,) * len(names), std=(1.0,) * len(names))
@@ -82,7 +87,7 @@ def measure(window: int, threads: int, batches: int) -> list[str]:
         ("forward only", forward_only),
     ):
         rows.append(
-            f"| {window} | {threads} | {path} | {BATCH / statistics.median(seconds):,.0f} | "
+            f"| {members}x{d_model} | {window} | {threads} | {path} | {BATCH / statistics.median(seconds):,.0f} | "
             f"{BATCH / statistics.mean(seconds):,.0f} | {1000 * np.percentile(seconds, 99):.1f} |"
         )
     return rows
@@ -95,17 +100,36 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--windows", type=int, nargs="+", default=[30, 50])
     parser.add_argument("--batches", type=int, default=40, help="timed batches per setting")
+    defaults = TrainConfig()
+    parser.add_argument(
+        "--sizes",
+        type=_size,
+        nargs="+",
+        default=[(defaults.members, defaults.d_model)],
+        help="model sizes as MEMBERSxD_MODEL, e.g. 3x16 (default: TrainConfig's)",
+    )
     args = parser.parse_args()
 
     print(
-        "| window | torch threads | path | windows/s (median batch) | windows/s (mean) | p99 per batch ms |"
+        "| members x d_model | window | torch threads | path | windows/s (median batch) "
+        "| windows/s (mean) | p99 per batch ms |"
     )
-    print("| ---: | ---: | --- | ---: | ---: | ---: |")
-    for window in args.windows:
-        for threads in args.threads:
-            for row in measure(window, threads, args.batches):
-                print(row, flush=True)
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    for size in args.sizes:
+        for window in args.windows:
+            for threads in args.threads:
+                for row in measure(window, threads, args.batches, size):
+                    print(row, flush=True)
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    members, separator, d_model = text.partition("x")
+    if separator and members.isdigit() and d_model.isdigit() and min(int(members), int(d_model)):
+        return int(members), int(d_model)
+    raise argparse.ArgumentTypeError(
+        f"size {text!r} is not MEMBERSxD_MODEL with both at least 1, e.g. 3x16"
+    )
 
 
 if __name__ == "__main__":

@@ -335,6 +335,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--throughput-batches", type=int, default=50, help="timed batches of 256 windows"
     )
+    defaults = TrainConfig()
+    parser.add_argument(
+        "--members", type=int, default=defaults.members, help="packed ensemble members"
+    )
+    parser.add_argument(
+        "--d-model", type=int, default=defaults.d_model, help="width of each member"
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
     parser.add_argument("--output", type=Path, help="write all figures to this JSON file")
     return parser.parse_args(argv)
 
@@ -350,13 +358,21 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--seeds is empty; give at least one seed, e.g. --seeds 0")
     torch.set_num_threads(arguments.threads)
 
+    try:
+        base_config = TrainConfig(
+            device=arguments.device,
+            max_minutes=arguments.max_minutes,
+            members=arguments.members,
+            d_model=arguments.d_model,
+            epochs=arguments.epochs,
+        )
+    except ValueError as error:
+        sys.exit(str(error))
     data = load_cmapss(arguments.data_dir)
     results = []
     first_model: TrainedModel | None = None
     for seed in seeds:
-        config = replace(
-            TrainConfig(), seed=seed, device=arguments.device, max_minutes=arguments.max_minutes
-        )
+        config = replace(base_config, seed=seed)
         result, trained = run_seed(data, config)
         results.append(result)
         first_model = first_model or trained
@@ -367,9 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.output:
         report = {
             "command": " ".join(["python", "-m", "benchmarks.model", *(argv or sys.argv[1:])]),
-            "train_config": replace(
-                TrainConfig(), device=arguments.device, max_minutes=arguments.max_minutes
-            ).to_dict(),
+            "train_config": base_config.to_dict(),
             "seeds": [asdict(result) for result in results],
             "throughput": asdict(throughput),
             "environment": {

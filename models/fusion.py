@@ -7,10 +7,18 @@ cycles since maintenance averaged over the window, scales and shifts each block'
 time, which averages out sensor noise, and the last step, which is the most recent state,
 together feed two heads: RUL quantiles in cycles and health-state logits. A model
 trained on labelled failures has a third, multi-label head: one logit per failure label.
+
+With ``members`` above 1 the model is a packed ensemble (Laurent et al., "Packed-Ensembles
+for Efficient Uncertainty Estimation", ICLR 2023): that many independently initialised
+members side by side in grouped convolutions and per-member linear layers, each with its
+own loss in training. The outputs are the means over members, which vary less from one
+training run to the next than a single member's. Members share the context encoder's
+hidden layer and the layer norms' scales.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -43,10 +51,14 @@ class FusionConfig:
     # RUL, such as AI4I 2020, trains the failure head only: the other two heads still
     # exist, so the architecture stays the same, but their outputs mean nothing.
     predicts_rul: bool = True
+    # Ensemble members packed into one model, each d_model wide.
+    members: int = 1
 
     def __post_init__(self) -> None:
         if not self.channels:
             raise ValueError("FusionConfig needs at least one sensor channel")
+        if self.members < 1:
+            raise ValueError(f"members must be at least 1, got {self.members}")
         if not self.predicts_rul and not self.failure_modes:
             raise ValueError("a FusionConfig with predicts_rul=False needs failure_modes")
         if len(set(self.failure_modes)) != len(self.failure_modes):
@@ -89,18 +101,52 @@ class FusionConfig:
 
 
 class FusionOutput(NamedTuple):
+    """Ensemble means, then each member's own outputs, which training scores one by one."""
+
     rul_quantiles: torch.Tensor  # (B, Q) cycles, ascending along Q
     state_logits: torch.Tensor  # (B, S)
     failure_logits: torch.Tensor | None = None  # (B, F); None without failure_modes
+    member_rul_quantiles: torch.Tensor | None = None  # (B, M, Q)
+    member_state_logits: torch.Tensor | None = None  # (B, M, S)
+    member_failure_logits: torch.Tensor | None = None  # (B, M, F)
+
+
+class PackedLinear(nn.Module):
+    """One linear layer per ensemble member: (..., M, in) -> (..., M, out)."""
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default initial range
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(members, out_features))
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("...mi,moi->...mo", x, self.weight) + self.bias
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # Models saved before packed ensembles had an nn.Linear here: one member
+        # without the leading member axis.
+        for name in ("weight", "bias"):
+            value = state_dict.get(prefix + name)
+            if value is not None and value.dim() == getattr(self, name).dim() - 1:
+                state_dict[prefix + name] = value.unsqueeze(0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class CausalConv1d(nn.Module):
-    """A 1-D convolution over (B, W, D) whose output at step t depends only on steps <= t."""
+    """A 1-D convolution over (B, W, D) whose output at step t depends only on steps <= t.
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
+    With ``groups`` above 1 each of that many equal slices of D is convolved on its own.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int, groups: int = 1) -> None:
         super().__init__()
         self.left_padding = (kernel_size - 1) * dilation
-        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation)
+        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(1, 2)  # (B, D, W)
@@ -109,15 +155,15 @@ class CausalConv1d(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """Two dilated causal convolutions with FiLM conditioning between them."""
+    """Two dilated causal convolutions with FiLM conditioning between them, per member."""
 
     def __init__(self, config: FusionConfig, dilation: int) -> None:
         super().__init__()
-        d = config.d_model
+        d, m = config.d_model, config.members
         self.norm = nn.LayerNorm(d)
-        self.conv1 = CausalConv1d(d, config.kernel_size, dilation)
-        self.film = nn.Linear(d, 2 * d)
-        self.conv2 = CausalConv1d(d, config.kernel_size, dilation)
+        self.conv1 = CausalConv1d(m * d, config.kernel_size, dilation, groups=m)
+        self.film = PackedLinear(m, d, 2 * d)
+        self.conv2 = CausalConv1d(m * d, config.kernel_size, dilation, groups=m)
         self.dropout = nn.Dropout(config.dropout)
 
         # Zero FiLM weights start every block unconditioned: scale 1, shift 0.
@@ -125,11 +171,13 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.film.bias)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        # x: (B, W, D), context: (B, D)
-        h = F.gelu(self.conv1(self.norm(x)))
-        scale, shift = self.film(context).unsqueeze(1).chunk(2, dim=-1)  # (B, 1, D) each
+        # x: (B, W, M, D), context: (B, M, D)
+        b, w, m, d = x.shape
+        h = self.conv1(self.norm(x).reshape(b, w, m * d))
+        h = F.gelu(h).reshape(b, w, m, d)
+        scale, shift = self.film(context).unsqueeze(1).chunk(2, dim=-1)  # (B, 1, M, D) each
         h = h * (1 + scale) + shift
-        h = self.conv2(h)
+        h = self.conv2(h.reshape(b, w, m * d)).reshape(b, w, m, d)
         return x + self.dropout(h)
 
 
@@ -139,46 +187,59 @@ class FusionModel(nn.Module):
     def __init__(self, config: FusionConfig) -> None:
         super().__init__()
         self.config = config
-        d = config.d_model
+        d, m = config.d_model, config.members
         n_context = max(len(config.context_fields), 1)
 
-        self.sensor_embedding = nn.Linear(len(config.channels), d)
-        self.context_encoder = nn.Sequential(nn.Linear(n_context, d), nn.GELU(), nn.Linear(d, d))
+        self.sensor_embedding = nn.Linear(len(config.channels), m * d)
+        self.context_encoder = nn.Sequential(
+            nn.Linear(n_context, m * d), nn.GELU(), nn.Linear(m * d, m * d)
+        )
         self.blocks = nn.ModuleList(
             ResidualBlock(config, dilation=2**layer) for layer in range(config.n_layers)
         )
-        self.pool = nn.Linear(2 * d, d)
+        self.pool = PackedLinear(m, 2 * d, d)
         self.final_norm = nn.LayerNorm(d)
-        self.rul_head = nn.Linear(d, len(config.quantiles))
-        self.state_head = nn.Linear(d, len(config.state_names))
+        self.rul_head = PackedLinear(m, d, len(config.quantiles))
+        self.state_head = PackedLinear(m, d, len(config.state_names))
         self.median_index = config.quantiles.index(0.5)
-        self.failure_head: nn.Linear | None = (
-            nn.Linear(d, len(config.failure_modes)) if config.failure_modes else None
+        self.failure_head: PackedLinear | None = (
+            PackedLinear(m, d, len(config.failure_modes)) if config.failure_modes else None
         )
 
     def forward(self, sensors: torch.Tensor, context: torch.Tensor) -> FusionOutput:
         # sensors: (B, W, C) normalised, context: (B, K) normalised
         if context.shape[1] == 0:
             context = context.new_zeros(context.shape[0], 1)  # a model without context fields
-        x = self.sensor_embedding(sensors)  # (B, W, D)
-        conditioning = self.context_encoder(context)  # (B, D)
+        b, w, _ = sensors.shape
+        m, d = self.config.members, self.config.d_model
+        x = self.sensor_embedding(sensors).reshape(b, w, m, d)  # (B, W, M, D)
+        conditioning = self.context_encoder(context).reshape(b, m, d)  # (B, M, D)
         for block in self.blocks:
             x = block(x, conditioning)
-        pooled = torch.cat([x.mean(dim=1), x[:, -1]], dim=1)  # (B, 2D)
-        summary = self.final_norm(self.pool(pooled))  # (B, D)
+        pooled = torch.cat([x.mean(dim=1), x[:, -1]], dim=-1)  # (B, M, 2D)
+        summary = self.final_norm(self.pool(pooled))  # (B, M, D)
 
-        rul_quantiles = self._ordered_quantiles(self.rul_head(summary)) * self.config.rul_scale
-        failure_logits = None if self.failure_head is None else self.failure_head(summary)
-        return FusionOutput(rul_quantiles, self.state_head(summary), failure_logits)
+        member_rul = self._ordered_quantiles(self.rul_head(summary)) * self.config.rul_scale
+        member_state = self.state_head(summary)  # (B, M, S)
+        member_failure = None if self.failure_head is None else self.failure_head(summary)
+        return FusionOutput(
+            rul_quantiles=member_rul.mean(dim=1),
+            state_logits=member_state.mean(dim=1),
+            failure_logits=None if member_failure is None else member_failure.mean(dim=1),
+            member_rul_quantiles=member_rul,
+            member_state_logits=member_state,
+            member_failure_logits=member_failure,
+        )
 
     def _ordered_quantiles(self, raw: torch.Tensor) -> torch.Tensor:
-        # raw: (B, Q). The median is free; every other quantile is the median plus or
-        # minus a cumulative softplus gap, so the quantiles never cross.
+        # raw: (..., Q). The median is free; every other quantile is the median plus or
+        # minus a cumulative softplus gap, so the quantiles never cross. Their means over
+        # members keep that order.
         m = self.median_index
-        median = raw[:, m : m + 1]  # (B, 1)
-        gaps_above = F.softplus(raw[:, m + 1 :]).cumsum(dim=1)  # (B, Q - m - 1)
-        gaps_below = F.softplus(raw[:, :m]).flip(1).cumsum(dim=1).flip(1)  # (B, m)
-        return torch.cat([median - gaps_below, median, median + gaps_above], dim=1)  # (B, Q)
+        median = raw[..., m : m + 1]  # (..., 1)
+        gaps_above = F.softplus(raw[..., m + 1 :]).cumsum(dim=-1)  # (..., Q - m - 1)
+        gaps_below = F.softplus(raw[..., :m]).flip(-1).cumsum(dim=-1).flip(-1)  # (..., m)
+        return torch.cat([median - gaps_below, median, median + gaps_above], dim=-1)
 
 
 def is_temporal_encoder_parameter(name: str) -> bool:

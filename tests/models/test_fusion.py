@@ -203,3 +203,68 @@ def test_freeze_keeps_context_and_heads_trainable() -> None:
     assert {"context_encoder.0.weight", "blocks.0.film.weight", "pool.weight"} <= trainable
     assert {"rul_head.weight", "state_head.weight", "failure_head.weight"} <= trainable
     assert trainable.isdisjoint(frozen)
+
+
+def test_packed_members_average_into_the_outputs() -> None:
+    torch.manual_seed(0)
+    config = FusionConfig(
+        channels=CHANNELS, context_fields=CONTEXT, d_model=8, members=3, failure_modes=("f",)
+    )
+    model = FusionModel(config).eval()
+
+    output = model(torch.randn(6, 30, 4), torch.randn(6, 3))
+
+    assert output.member_rul_quantiles is not None and output.member_state_logits is not None
+    assert output.member_rul_quantiles.shape == (6, 3, 3)
+    assert output.member_state_logits.shape == (6, 3, 3)
+    torch.testing.assert_close(output.rul_quantiles, output.member_rul_quantiles.mean(dim=1))
+    torch.testing.assert_close(output.state_logits, output.member_state_logits.mean(dim=1))
+    assert output.failure_logits is not None and output.member_failure_logits is not None
+    torch.testing.assert_close(output.failure_logits, output.member_failure_logits.mean(dim=1))
+    # Independently initialised members disagree, and each one's quantiles are ordered.
+    medians = output.member_rul_quantiles[:, :, 1]
+    assert (medians[:, 0] - medians[:, 1]).abs().min() > 0
+    assert torch.all(output.member_rul_quantiles.diff(dim=2) >= 0)
+
+
+def test_packed_member_reads_only_its_own_slice() -> None:
+    torch.manual_seed(0)
+    config = FusionConfig(channels=CHANNELS, context_fields=CONTEXT, d_model=8, members=2)
+    model = FusionModel(config).eval()
+    sensors, context = torch.randn(4, 30, 4), torch.randn(4, 3)
+    before = model(sensors, context).member_rul_quantiles
+    with torch.no_grad():
+        for block in model.blocks:
+            block.conv1.conv.weight[8:].normal_()  # the second member's output channels
+
+    after = model(sensors, context).member_rul_quantiles
+
+    assert before is not None and after is not None
+    torch.testing.assert_close(after[:, 0], before[:, 0])
+    assert not torch.allclose(after[:, 1], before[:, 1])
+
+
+def test_fusion_loads_weights_saved_before_members() -> None:
+    torch.manual_seed(0)
+    config = FusionConfig(channels=CHANNELS, context_fields=CONTEXT, d_model=8)
+    model = FusionModel(config).eval()
+    packed = ("film", "pool", "rul_head", "state_head")
+    # Before packed ensembles these layers were nn.Linear, without the member axis.
+    saved = {
+        name: value.squeeze(0) if name.split(".")[-2] in packed else value
+        for name, value in model.state_dict().items()
+    }
+    assert saved["rul_head.weight"].shape == (3, 8)
+    restored = FusionModel(config).eval()
+
+    restored.load_state_dict(saved)
+
+    sensors, context = torch.randn(3, 30, 4), torch.randn(3, 3)
+    torch.testing.assert_close(
+        restored(sensors, context).rul_quantiles, model(sensors, context).rul_quantiles
+    )
+
+
+def test_fusion_config_needs_a_member() -> None:
+    with pytest.raises(ValueError, match="members must be at least 1"):
+        FusionConfig(channels=CHANNELS, context_fields=CONTEXT, members=0)

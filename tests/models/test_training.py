@@ -106,6 +106,23 @@ def test_training_without_age_reads_only_the_settings(data_dir: Path) -> None:
     assert AGE_FIELD not in trained.normaliser.names
 
 
+def test_training_packs_members_that_learn_apart(data_dir: Path) -> None:
+    config = replace(SMALL_TRAIN_CONFIG, epochs=1, max_engines=4, members=2, d_model=8)
+
+    trained = train_cmapss(data_dir, config, progress=False)
+
+    assert trained.config.members == 2
+    assert trained.lineage.train_config["members"] == 2
+    torch.manual_seed(0)
+    sensors = torch.randn(16, trained.config.window, len(trained.config.channels))
+    context = torch.randn(16, len(trained.config.context_fields))
+    with torch.no_grad():
+        output = trained.model(sensors, context)
+    assert output.member_rul_quantiles is not None
+    medians = output.member_rul_quantiles[:, :, 1]
+    assert (medians[:, 0] - medians[:, 1]).abs().mean() > 0.1
+
+
 def test_short_training_lowers_validation_loss(small_trained: TrainedModel) -> None:
     losses = [record["validation_loss"] for record in small_trained.history]
 
