@@ -124,11 +124,13 @@ def main() -> int:
 
 
 def _size(text: str) -> tuple[int, int]:
+    """Parse a model size written as MEMBERSxD_MODEL, e.g. 3x16."""
     members, separator, d_model = text.partition("x")
-    if separator and members.isdigit() and d_model.isdigit() and min(int(members), int(d_model)):
+    digits = bool(separator) and members.isdigit() and d_model.isdigit()
+    if digits and int(members) >= 1 and int(d_model) >= 1:
         return int(members), int(d_model)
     raise argparse.ArgumentTypeError(
-        f"size {text!r} is not MEMBERSxD_MODEL with both at least 1, e.g. 3x16"
+        f"invalid size {text!r}: expected MEMBERSxD_MODEL with both at least 1, e.g. 3x16"
     )
 
 

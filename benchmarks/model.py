@@ -1,7 +1,8 @@
 """Fusion model accuracy on C-MAPSS FD001 beside a gradient-boosting peer, and CPU throughput.
 
-For each seed the fusion model trains with the `TrainConfig` defaults and a time budget
-of `--max-minutes` (10 by default). The seed splits the FD001 training engines into
+For each seed the fusion model trains with the `TrainConfig` defaults, or the
+`--members`, `--d-model` and `--epochs` given, and a time budget of `--max-minutes` (10
+by default). The seed splits the FD001 training engines into
 training and validation engines. The peer, scikit-learn's
 `HistGradientBoostingRegressor` on per-channel window statistics (last value, mean,
 standard deviation and least-squares slope) and the window's mean context (operating
@@ -337,12 +338,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     defaults = TrainConfig()
     parser.add_argument(
-        "--members", type=int, default=defaults.members, help="packed ensemble members"
+        "--members", type=int, default=defaults.members, help="number of packed ensemble members"
     )
     parser.add_argument(
-        "--d-model", type=int, default=defaults.d_model, help="width of each member"
+        "--d-model", type=int, default=defaults.d_model, help="hidden width of each member"
     )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
+    parser.add_argument(
+        "--epochs", type=int, default=defaults.epochs, help="maximum training epochs"
+    )
     parser.add_argument("--output", type=Path, help="write all figures to this JSON file")
     return parser.parse_args(argv)
 

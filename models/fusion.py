@@ -8,12 +8,10 @@ time, which averages out sensor noise, and the last step, which is the most rece
 together feed two heads: RUL quantiles in cycles and health-state logits. A model
 trained on labelled failures has a third, multi-label head: one logit per failure label.
 
-With ``members`` above 1 the model is a packed ensemble (Laurent et al., "Packed-Ensembles
-for Efficient Uncertainty Estimation", ICLR 2023): that many independently initialised
-members side by side in grouped convolutions and per-member linear layers, each with its
-own loss in training. The outputs are the means over members, which vary less from one
-training run to the next than a single member's. Members share the context encoder's
-hidden layer and the layer norms' scales.
+With ``members`` above 1 the model is a packed ensemble: that many independently
+initialised members side by side in grouped convolutions and per-member linear layers.
+Training scores each member on its own loss, and the outputs are the means over members.
+Members share the context encoder's hidden layer and the layer norms' scales.
 """
 
 from __future__ import annotations
@@ -51,7 +49,7 @@ class FusionConfig:
     # RUL, such as AI4I 2020, trains the failure head only: the other two heads still
     # exist, so the architecture stays the same, but their outputs mean nothing.
     predicts_rul: bool = True
-    # Ensemble members packed into one model, each d_model wide.
+    # Number of ensemble members packed into one model, each d_model wide.
     members: int = 1
 
     def __post_init__(self) -> None:
@@ -101,7 +99,7 @@ class FusionConfig:
 
 
 class FusionOutput(NamedTuple):
-    """Ensemble means, then each member's own outputs, which training scores one by one."""
+    """Model outputs: the means over ensemble members, then each member's own outputs."""
 
     rul_quantiles: torch.Tensor  # (B, Q) cycles, ascending along Q
     state_logits: torch.Tensor  # (B, S)
@@ -128,8 +126,8 @@ class PackedLinear(nn.Module):
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
     ) -> None:
-        # Models saved before packed ensembles had an nn.Linear here: one member
-        # without the leading member axis.
+        # Models saved before packed ensembles stored an nn.Linear here, which has no
+        # member axis, so its weights load as the only member.
         for name in ("weight", "bias"):
             value = state_dict.get(prefix + name)
             if value is not None and value.dim() == getattr(self, name).dim() - 1:
@@ -140,7 +138,7 @@ class PackedLinear(nn.Module):
 class CausalConv1d(nn.Module):
     """A 1-D convolution over (B, W, D) whose output at step t depends only on steps <= t.
 
-    With ``groups`` above 1 each of that many equal slices of D is convolved on its own.
+    With ``groups`` above 1, D is split into that many equal slices, each convolved alone.
     """
 
     def __init__(self, channels: int, kernel_size: int, dilation: int, groups: int = 1) -> None:

@@ -84,10 +84,10 @@ class TrainConfig:
     # between mid-life and the cap, and the pinball median of such windows sits near the
     # cap. The squared error pulls p50 toward the mean, which lowers the RMSE.
     median_mse_weight: float = 10.0
-    # Ensemble members packed into the model (FusionConfig.members). On FD001, 3 members
-    # of d_model 16 trained 6 epochs had a lower validation RMSE than one of d_model 32:
-    # 11.12 against 11.53 over 5 seeds. They predicted 35% fewer windows a second with
-    # attributions on 2 cores, see benchmarks/RESULTS.md.
+    # Number of ensemble members packed into the model (FusionConfig.members). On FD001,
+    # 3 members of d_model 16 trained for 6 epochs had a lower validation RMSE than one
+    # member of d_model 32 (11.12 against 11.53). They also predicted about 35% fewer
+    # windows a second with attributions on 2 cores (benchmarks/RESULTS.md).
     members: int = 1
     rul_cap: int = RUL_CAP
     health_thresholds: HealthThresholds = field(default_factory=HealthThresholds)
@@ -256,8 +256,8 @@ def engine_windows(
 ) -> tuple[WindowSet, WindowSet]:
     """Cut training windows at ``config.stride`` and validation windows at every cycle.
 
-    Both start at ``config.min_history``, so the validation windows include padded
-    windows like those of short test engines, and the epoch is chosen on them too.
+    Both start at ``config.min_history``. The validation windows then include padded
+    windows like those of short test engines, so early stopping also scores them.
     """
     window_options: dict[str, Any] = {
         "channels": tuple(channels),

@@ -205,7 +205,7 @@ def test_freeze_keeps_context_and_heads_trainable() -> None:
     assert trainable.isdisjoint(frozen)
 
 
-def test_packed_members_average_into_the_outputs() -> None:
+def test_fusion_outputs_average_members() -> None:
     torch.manual_seed(0)
     config = FusionConfig(
         channels=CHANNELS, context_fields=CONTEXT, d_model=8, members=3, failure_modes=("f",)
@@ -214,12 +214,14 @@ def test_packed_members_average_into_the_outputs() -> None:
 
     output = model(torch.randn(6, 30, 4), torch.randn(6, 3))
 
-    assert output.member_rul_quantiles is not None and output.member_state_logits is not None
+    assert output.member_rul_quantiles is not None
+    assert output.member_state_logits is not None
     assert output.member_rul_quantiles.shape == (6, 3, 3)
     assert output.member_state_logits.shape == (6, 3, 3)
     torch.testing.assert_close(output.rul_quantiles, output.member_rul_quantiles.mean(dim=1))
     torch.testing.assert_close(output.state_logits, output.member_state_logits.mean(dim=1))
-    assert output.failure_logits is not None and output.member_failure_logits is not None
+    assert output.failure_logits is not None
+    assert output.member_failure_logits is not None
     torch.testing.assert_close(output.failure_logits, output.member_failure_logits.mean(dim=1))
     # Independently initialised members disagree, and each one's quantiles are ordered.
     medians = output.member_rul_quantiles[:, :, 1]
@@ -227,7 +229,7 @@ def test_packed_members_average_into_the_outputs() -> None:
     assert torch.all(output.member_rul_quantiles.diff(dim=2) >= 0)
 
 
-def test_packed_member_reads_only_its_own_slice() -> None:
+def test_fusion_members_stay_independent() -> None:
     torch.manual_seed(0)
     config = FusionConfig(channels=CHANNELS, context_fields=CONTEXT, d_model=8, members=2)
     model = FusionModel(config).eval()
@@ -235,11 +237,12 @@ def test_packed_member_reads_only_its_own_slice() -> None:
     before = model(sensors, context).member_rul_quantiles
     with torch.no_grad():
         for block in model.blocks:
-            block.conv1.conv.weight[8:].normal_()  # the second member's output channels
+            block.conv1.conv.weight[8:].normal_()  # output channels of the second member
 
     after = model(sensors, context).member_rul_quantiles
 
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     torch.testing.assert_close(after[:, 0], before[:, 0])
     assert not torch.allclose(after[:, 1], before[:, 1])
 
@@ -265,6 +268,6 @@ def test_fusion_loads_weights_saved_before_members() -> None:
     )
 
 
-def test_fusion_config_needs_a_member() -> None:
+def test_fusion_config_rejects_zero_members() -> None:
     with pytest.raises(ValueError, match="members must be at least 1"):
         FusionConfig(channels=CHANNELS, context_fields=CONTEXT, members=0)

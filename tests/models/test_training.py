@@ -106,7 +106,7 @@ def test_training_without_age_reads_only_the_settings(data_dir: Path) -> None:
     assert AGE_FIELD not in trained.normaliser.names
 
 
-def test_training_packs_members_that_learn_apart(data_dir: Path) -> None:
+def test_training_packed_members_differ(data_dir: Path) -> None:
     config = replace(SMALL_TRAIN_CONFIG, epochs=1, max_engines=4, members=2, d_model=8)
 
     trained = train_cmapss(data_dir, config, progress=False)
