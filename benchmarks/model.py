@@ -1,7 +1,7 @@
 """Fusion model accuracy on C-MAPSS FD001 beside a gradient-boosting peer, and CPU throughput.
 
 For each seed the fusion model trains with the `TrainConfig` defaults, or the
-`--members`, `--d-model` and `--epochs` given, and a time budget of `--max-minutes` (10
+`--members`, `--d-model`, `--epochs` and `--window` given, and a time budget of `--max-minutes` (10
 by default). The seed splits the FD001 training engines into
 training and validation engines. The peer, scikit-learn's
 `HistGradientBoostingRegressor` on per-channel window statistics (last value, mean,
@@ -346,6 +346,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs", type=int, default=defaults.epochs, help="maximum training epochs"
     )
+    parser.add_argument(
+        "--window", type=int, default=defaults.window, help="cycles per model window"
+    )
     parser.add_argument("--output", type=Path, help="write all figures to this JSON file")
     return parser.parse_args(argv)
 
@@ -368,6 +371,7 @@ def main(argv: list[str] | None = None) -> None:
             members=arguments.members,
             d_model=arguments.d_model,
             epochs=arguments.epochs,
+            window=arguments.window,
         )
     except ValueError as error:
         sys.exit(str(error))

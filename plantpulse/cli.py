@@ -359,8 +359,9 @@ def train(
         int | None,
         typer.Option(
             min=1,
-            help="Tabular data: consecutive operations per window (default: the plant's "
-            "dataset.window, else 10).",
+            help="Cycles per window for C-MAPSS (default 100) or consecutive operations per "
+            "window for tabular data (default: the plant's dataset.window, else 10). An "
+            "adapted model keeps its parent's window.",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -404,7 +405,7 @@ def train(
         )
     else:
         train_cmapss_model(
-            data, reg, parent, seed, device, epochs, max_engines, promote is not False
+            data, reg, parent, seed, device, epochs, max_engines, window, promote is not False
         )
 
 

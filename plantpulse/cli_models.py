@@ -27,6 +27,7 @@ def train_cmapss_model(
     device: str,
     epochs: int | None,
     max_engines: int | None,
+    window: int | None,
     promote: bool,
 ) -> None:
     """Train, or adapt ``parent``, on C-MAPSS FD001, register, and print the test metrics."""
@@ -38,6 +39,13 @@ def train_cmapss_model(
         train_config = dataclasses.replace(train_config, epochs=epochs)
     if max_engines is not None:
         train_config = dataclasses.replace(train_config, max_engines=max_engines)
+    if window is not None:
+        if parent is not None and window != parent.config.window:
+            raise _fail(
+                f"--window {window} differs from the {parent.config.window}-cycle window of "
+                f"{parent.version}; an adapted model keeps its parent's window"
+            )
+        train_config = dataclasses.replace(train_config, window=window)
     try:
         if parent is None:
             trained = train_cmapss(data_dir, train_config, progress=True)

@@ -101,8 +101,9 @@ def _ensure_champion(settings: Settings, options: DemoOptions, data_dir: Path) -
     logger.info(
         "registry %s has no champion; training a first model on FD001", settings.registry_dir
     )
-    # The demo replays FD001 test engines, some shorter than 50 cycles, and the predictor
-    # waits for a full window, so the demo's model reads 30-cycle windows.
+    # The demo replays FD001 test engines, 30 of them shorter than the default 100-cycle
+    # window, and the predictor waits for a full window, so the demo's model reads
+    # 30-cycle windows.
     config = TrainConfig(seed=options.seed, device=settings.predictor.device, window=30)
     if options.train_epochs is not None:
         config = dataclasses.replace(config, epochs=options.train_epochs)

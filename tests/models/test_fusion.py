@@ -93,16 +93,30 @@ def test_fusion_receptive_field_covers_default_window() -> None:
     assert config.receptive_field >= config.window
 
 
-def test_fusion_receptive_field_covers_training_window() -> None:
+def test_fusion_oldest_cycle_of_training_window_moves_output() -> None:
+    # The last step depends on fewer cycles than the default window holds; the mean over
+    # time depends on all of them.
     defaults = TrainConfig()
     config = FusionConfig(
         channels=CHANNELS,
         context_fields=CONTEXT,
         window=defaults.window,
         n_layers=defaults.n_layers,
+        d_model=8,
     )
+    torch.manual_seed(0)
+    model = FusionModel(config).eval()
+    sensors = torch.randn(1, defaults.window, len(CHANNELS))
+    changed = sensors.clone()
+    changed[:, 0] += 3.0
+    context = torch.zeros(1, len(CONTEXT))
 
-    assert config.receptive_field >= defaults.window
+    with torch.no_grad():
+        original = model(sensors, context).rul_quantiles
+        moved = model(changed, context).rul_quantiles
+
+    assert config.receptive_field < defaults.window
+    assert not torch.allclose(original, moved)
 
 
 def test_fusion_config_round_trips_through_json() -> None:

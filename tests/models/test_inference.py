@@ -40,7 +40,7 @@ def engine(small_trained: TrainedModel) -> InferenceEngine:
 
 def test_engine_exposes_model_inputs(engine: InferenceEngine, small_trained: TrainedModel) -> None:
     assert engine.version == "test"
-    assert engine.window == 50
+    assert engine.window == 100
     assert engine.channels == small_trained.config.channels
     assert engine.channels[:3] == ("s2", "s3", "s4")
     assert engine.context_fields == CONTEXT_FIELDS

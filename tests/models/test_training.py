@@ -210,7 +210,7 @@ def test_default_window_pads_short_test_engines(
 
     metrics = evaluate_cmapss_test(small_trained, data_dir)
 
-    assert small_trained.config.window == TrainConfig().window == 50
+    assert small_trained.config.window == TrainConfig().window == 100
     assert shortest == 31
     assert metrics["engines"] == 100
     assert np.isfinite(metrics["rmse"])

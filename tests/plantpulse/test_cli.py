@@ -213,6 +213,41 @@ def test_train_adapt_registers_child_version(
     assert (registry / "champion").read_text().strip() == "v0001"
 
 
+def test_train_window_sets_cmapss_model_window(data_dir: Path, tmp_path: Path) -> None:
+    registry = tmp_path / "registry"
+
+    result = plantpulse(
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--registry",
+        str(registry),
+        "--max-engines",
+        "4",
+        "--epochs",
+        "1",
+        "--window",
+        "40",
+        "--device",
+        "cpu",
+    )
+
+    assert result.returncode == 0, result.stderr
+    config = json.loads((registry / "v0001" / "config.json").read_text())
+    assert config["window"] == 40
+
+
+def test_train_adapt_other_window_explains(trained_registry: Path, tmp_path: Path) -> None:
+    registry = tmp_path / "registry"
+    shutil.copytree(trained_registry, registry)
+
+    result = plantpulse("train", "--adapt", "v0001", "--window", "50", "--registry", str(registry))
+
+    assert result.returncode == 1
+    assert "--window 50 differs from the 30-cycle window of v0001" in result.stderr
+    assert not (registry / "v0002").exists()
+
+
 def test_train_adapt_unknown_version_explains(tmp_path: Path) -> None:
     result = plantpulse("train", "--adapt", "v0042", "--registry", str(tmp_path))
 
