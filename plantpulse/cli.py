@@ -359,9 +359,10 @@ def train(
         int | None,
         typer.Option(
             min=1,
-            help="Cycles per window for C-MAPSS (default 100) or consecutive operations per "
-            "window for tabular data (default: the plant's dataset.window, else 10). An "
-            "adapted model keeps its parent's window.",
+            help="Cycles per window for C-MAPSS (default 100; the predictor serves a machine "
+            "after that many readings) or consecutive operations per window for tabular data "
+            "(default: the plant's dataset.window, else 10). An adapted model keeps its "
+            "parent's window.",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

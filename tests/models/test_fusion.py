@@ -93,7 +93,7 @@ def test_fusion_receptive_field_covers_default_window() -> None:
     assert config.receptive_field >= config.window
 
 
-def test_fusion_oldest_cycle_of_training_window_moves_output() -> None:
+def test_oldest_window_cycle_moves_output() -> None:
     # The last step depends on fewer cycles than the default window holds; the mean over
     # time depends on all of them.
     defaults = TrainConfig()

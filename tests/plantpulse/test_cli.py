@@ -213,7 +213,7 @@ def test_train_adapt_registers_child_version(
     assert (registry / "champion").read_text().strip() == "v0001"
 
 
-def test_train_window_sets_cmapss_model_window(data_dir: Path, tmp_path: Path) -> None:
+def test_train_window_sets_model_window(data_dir: Path, tmp_path: Path) -> None:
     registry = tmp_path / "registry"
 
     result = plantpulse(
