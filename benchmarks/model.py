@@ -1,8 +1,8 @@
 """Fusion model accuracy on C-MAPSS FD001 beside a gradient-boosting peer, and CPU throughput.
 
 For each seed the fusion model trains with the `TrainConfig` defaults, or the
-`--members`, `--d-model`, `--epochs` and `--window` given, and a time budget of `--max-minutes` (10
-by default). The seed splits the FD001 training engines into
+`--members`, `--d-model`, `--epochs` and `--window` given, and a time budget of
+`--max-minutes` (10 by default). The seed splits the FD001 training engines into
 training and validation engines. The peer, scikit-learn's
 `HistGradientBoostingRegressor` on per-channel window statistics (last value, mean,
 standard deviation and least-squares slope) and the window's mean context (operating
