@@ -347,7 +347,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--epochs", type=int, default=defaults.epochs, help="maximum training epochs"
     )
     parser.add_argument(
-        "--window", type=int, default=defaults.window, help="cycles per model window"
+        "--window",
+        type=int,
+        default=defaults.window,
+        help="cycles per model window (default: TrainConfig's)",
     )
     parser.add_argument("--output", type=Path, help="write all figures to this JSON file")
     return parser.parse_args(argv)

@@ -63,13 +63,14 @@ class TrainConfig:
     # other 90 train: test RMSE 12.3 against 12.7 with a fifth held out (5 seeds each).
     validation_fraction: float = 0.1
     device: str = "auto"  # "auto", "cpu" or "cuda"
-    # NOTE: on 2 CPU cores shared with other jobs the 4 default epochs took from 16 s to
-    # 5.5 minutes, so under load this budget can end training before the fourth epoch.
+    # NOTE: on 2 CPU cores shared with other jobs, 4 epochs at window 50 took from 16 s to
+    # 5.5 minutes. Window 100 took about a third longer on a quiet machine, so under load
+    # this budget can end training before the last epoch.
     max_minutes: float | None = 3.0  # wall-clock budget checked after every batch; None: no limit
-    # FD001 test engines have 31 to 303 cycles; those shorter than a window are padded
-    # at the front with their first reading. On the validation engines, windows of 100
-    # cycles had a mean RMSE of 9.33 against 11.48 for 50, and 50 beat 30. A window
-    # of 100 takes 1.5 to 1.7 times the inference time of 50.
+    # FD001 test engines have 31 to 303 cycles, and those shorter than a window are
+    # padded at the front with their first reading. On the validation engines, windows of
+    # 100 cycles had a mean RMSE of 9.33 against 11.48 for 50, and 50 beat 30. Inference
+    # at window 100 took 1.5 to 1.7 times as long as at 50 on 2 cores.
     window: int = 100
     stride: int = 1  # cycles between the ends of consecutive training windows
     # Training windows end from this cycle of each engine on, padded at the front with

@@ -359,10 +359,10 @@ def train(
         int | None,
         typer.Option(
             min=1,
-            help="Cycles per window for C-MAPSS (default 100; the predictor serves a machine "
-            "after that many readings) or consecutive operations per window for tabular data "
-            "(default: the plant's dataset.window, else 10). An adapted model keeps its "
-            "parent's window.",
+            help="Cycles per window for C-MAPSS (default 100), so the predictor's first "
+            "prediction for a machine comes after that many readings. For tabular data, "
+            "consecutive operations per window (default: the plant's dataset.window, else "
+            "10). An adapted model keeps the window of the model it starts from.",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

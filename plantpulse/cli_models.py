@@ -42,8 +42,9 @@ def train_cmapss_model(
     if window is not None:
         if parent is not None and window != parent.config.window:
             raise _fail(
-                f"--window {window} differs from the {parent.config.window}-cycle window of "
-                f"{parent.version}; an adapted model keeps its parent's window"
+                f"invalid --window {window}: {parent.version} reads {parent.config.window}-cycle "
+                "windows, and an adapted model keeps the window of the model it starts from. "
+                f"Drop --window or pass --window {parent.config.window}."
             )
         train_config = dataclasses.replace(train_config, window=window)
     try:

@@ -94,8 +94,8 @@ def test_fusion_receptive_field_covers_default_window() -> None:
 
 
 def test_oldest_window_cycle_moves_output() -> None:
-    # The last step depends on fewer cycles than the default window holds; the mean over
-    # time depends on all of them.
+    # The last step depends on fewer cycles than the default window contains, and the
+    # mean over time depends on all of them.
     defaults = TrainConfig()
     config = FusionConfig(
         channels=CHANNELS,

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# A training run short enough for a test: 4 engines, one epoch, on the CPU.
+QUICK_TRAINING = ("--max-engines", "4", "--epochs", "1", "--device", "cpu")
+
 
 def plantpulse(*arguments: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -196,12 +199,7 @@ def test_train_adapt_registers_child_version(
         str(data_dir),
         "--registry",
         str(registry),
-        "--max-engines",
-        "4",
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
+        *QUICK_TRAINING,
         "--no-promote",
     )
 
@@ -222,14 +220,9 @@ def test_train_window_sets_model_window(data_dir: Path, tmp_path: Path) -> None:
         str(data_dir),
         "--registry",
         str(registry),
-        "--max-engines",
-        "4",
-        "--epochs",
-        "1",
+        *QUICK_TRAINING,
         "--window",
         "40",
-        "--device",
-        "cpu",
     )
 
     assert result.returncode == 0, result.stderr
@@ -244,7 +237,7 @@ def test_train_adapt_other_window_explains(trained_registry: Path, tmp_path: Pat
     result = plantpulse("train", "--adapt", "v0001", "--window", "50", "--registry", str(registry))
 
     assert result.returncode == 1
-    assert "--window 50 differs from the 30-cycle window of v0001" in result.stderr
+    assert "invalid --window 50: v0001 reads 30-cycle windows" in result.stderr
     assert not (registry / "v0002").exists()
 
 
