@@ -8,10 +8,12 @@ Each timed step runs `InferenceEngine.predict` (outputs, one backward pass for t
 channel attributions, the Prediction objects) and then a bare forward pass on the same
 batch, so both paths see the same load on the machine.
 
-    python benchmarks/inference.py --threads 1 2 --windows 30 50
+    python benchmarks/inference.py --threads 1 2 --windows 50 100
 
 `--sizes 3x16 1x32` times other sizes in the same run, each written as ensemble members
-times `d_model`; the default is `TrainConfig`'s.
+times `d_model`; the default is `TrainConfig`'s. `--precisions float32 bfloat16` times
+both number formats of `InferenceEngine`; the bare forward pass of a bfloat16 row runs
+on bfloat16 weights and inputs too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 import torch
@@ -31,6 +34,7 @@ from models import (
     FusionModel,
     InferenceEngine,
     Normaliser,
+    Precision,
     TrainConfig,
 )
 
@@ -47,7 +51,9 @@ class _Parts:
     normaliser: Normaliser
 
 
-def measure(window: int, threads: int, batches: int, size: tuple[int, int]) -> list[str]:
+def measure(
+    window: int, threads: int, batches: int, size: tuple[int, int], precision: Precision
+) -> list[str]:
     """Time `batches` steps of both paths; return one markdown row per path."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -62,8 +68,11 @@ def measure(window: int, threads: int, batches: int, size: tuple[int, int]) -> l
     )
     names = CHANNELS + CONTEXT
     identity = Normaliser(names=names, mean=(0.0,) * len(names), std=(1.0,) * len(names))
-    engine = InferenceEngine(_Parts(FusionModel(config), config, identity), "bench", "cpu")
-    model = FusionModel(config).eval()
+    engine = InferenceEngine(
+        _Parts(FusionModel(config), config, identity), "bench", "cpu", precision=precision
+    )
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    model = FusionModel(config).to(dtype).eval()
 
     rng = np.random.default_rng(0)
     sensors = rng.normal(size=(BATCH, window, len(CHANNELS))).astype(np.float32)
@@ -75,7 +84,7 @@ def measure(window: int, threads: int, batches: int, size: tuple[int, int]) -> l
         engine.predict(sensors, context)
         predicted = time.perf_counter()
         with torch.inference_mode():
-            model(torch.from_numpy(sensors), torch.from_numpy(context))
+            model(torch.from_numpy(sensors).to(dtype), torch.from_numpy(context).to(dtype))
         finished = time.perf_counter()
         if step >= WARM_UP:
             with_attributions.append(predicted - started)
@@ -87,7 +96,7 @@ def measure(window: int, threads: int, batches: int, size: tuple[int, int]) -> l
         ("forward only", forward_only),
     ):
         rows.append(
-            f"| {members}x{d_model} | {window} | {threads} | {path} | {BATCH / statistics.median(seconds):,.0f} | "
+            f"| {members}x{d_model} | {window} | {threads} | {precision} | {path} | {BATCH / statistics.median(seconds):,.0f} | "
             f"{BATCH / statistics.mean(seconds):,.0f} | {1000 * np.percentile(seconds, 99):.1f} |"
         )
     return rows
@@ -98,9 +107,10 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--windows", type=int, nargs="+", default=[30, 50])
-    parser.add_argument("--batches", type=int, default=40, help="timed batches per setting")
     defaults = TrainConfig()
+    parser.add_argument("--windows", type=int, nargs="+", default=[50, defaults.window])
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per setting")
+    parser.add_argument("--precisions", nargs="+", choices=get_args(Precision), default=["float32"])
     parser.add_argument(
         "--sizes",
         type=_size,
@@ -111,15 +121,16 @@ def main() -> int:
     args = parser.parse_args()
 
     print(
-        "| members x d_model | window | torch threads | path | windows/s (median batch) "
-        "| windows/s (mean) | p99 per batch ms |"
+        "| members x d_model | window | torch threads | precision | path "
+        "| windows/s (median batch) | windows/s (mean) | p99 per batch ms |"
     )
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |")
     for size in args.sizes:
         for window in args.windows:
             for threads in args.threads:
-                for row in measure(window, threads, args.batches, size):
-                    print(row, flush=True)
+                for precision in args.precisions:
+                    for row in measure(window, threads, args.batches, size, precision):
+                        print(row, flush=True)
     return 0
 
 

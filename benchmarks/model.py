@@ -14,6 +14,8 @@ prediction (RUL p50 for the fusion model).
 Inference throughput is measured on the CPU with the seed of the first run: batches of
 256 raw test windows through `InferenceEngine.predict`, which includes the channel
 attributions, and through the model's forward pass alone on normalised windows.
+`--precision bfloat16` scores and times the model with bfloat16 weights and inputs, as
+an `InferenceEngine` with that precision serves it.
 
     python -m benchmarks.model --seeds 0,1,2,3,4 --output /tmp/model-benchmark.json
 
@@ -23,6 +25,7 @@ scikit-learn comes with the `bench` extra: `pip install -e '.[bench]'`.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -32,7 +35,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import sklearn
@@ -43,6 +46,7 @@ from models import (
     CmapssData,
     InferenceEngine,
     Normaliser,
+    Precision,
     TrainConfig,
     TrainedModel,
     WindowSet,
@@ -83,6 +87,7 @@ class Throughput:
     batch_size: int
     batches: int
     torch_threads: int
+    precision: str
     with_attributions_windows_per_second: float
     with_attributions_p99_ms: float
     forward_only_windows_per_second: float
@@ -175,10 +180,14 @@ def _window_options(trained: TrainedModel) -> dict[str, Any]:
     }
 
 
-def run_seed(data: CmapssData, config: TrainConfig) -> tuple[SeedResult, TrainedModel]:
+def run_seed(
+    data: CmapssData, config: TrainConfig, precision: Precision = "float32"
+) -> tuple[SeedResult, TrainedModel]:
     """Train and score the fusion model and the peer for ``config.seed``."""
     trained = train_on_engines(data.train, config, data.files, progress=False)
-    engine = InferenceEngine(trained, version=f"benchmark-seed-{config.seed}", device="cpu")
+    engine = InferenceEngine(
+        trained, version=f"benchmark-seed-{config.seed}", device="cpu", precision=precision
+    )
     fusion = evaluate_engines(engine, data.test, rul_cap=config.rul_cap)
 
     peer, peer_seconds = train_peer(data, trained, config.seed)
@@ -209,9 +218,11 @@ def run_seed(data: CmapssData, config: TrainConfig) -> tuple[SeedResult, Trained
     return result, trained
 
 
-def measure_throughput(data: CmapssData, trained: TrainedModel, batches: int) -> Throughput:
+def measure_throughput(
+    data: CmapssData, trained: TrainedModel, batches: int, precision: Precision = "float32"
+) -> Throughput:
     """Time ``batches`` batches of raw test windows on the CPU, after two warm-up batches."""
-    engine = InferenceEngine(trained, version="benchmark", device="cpu")
+    engine = InferenceEngine(trained, version="benchmark", device="cpu", precision=precision)
     identity = Normaliser(
         names=(*engine.channels, *engine.context_fields),
         mean=(0.0,) * (len(engine.channels) + len(engine.context_fields)),
@@ -231,13 +242,16 @@ def measure_throughput(data: CmapssData, trained: TrainedModel, batches: int) ->
 
     full_seconds = _time_batches(lambda rows: engine.predict(sensors[rows], context[rows]), batches)
 
-    model = trained.model.eval()
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    model = copy.deepcopy(trained.model).to(dtype).eval()
     sensor_mean, sensor_std = trained.normaliser.statistics(engine.channels)
     context_mean, context_std = trained.normaliser.statistics(engine.context_fields)
 
     def forward_only(rows: slice) -> None:
-        normalised_sensors = torch.from_numpy((sensors[rows] - sensor_mean) / sensor_std)
-        normalised_context = torch.from_numpy((context[rows] - context_mean) / context_std)
+        normalised_sensors = torch.from_numpy((sensors[rows] - sensor_mean) / sensor_std).to(dtype)
+        normalised_context = torch.from_numpy((context[rows] - context_mean) / context_std).to(
+            dtype
+        )
         with torch.inference_mode():
             output = model(normalised_sensors, normalised_context)
             torch.softmax(output.state_logits, dim=1)
@@ -247,6 +261,7 @@ def measure_throughput(data: CmapssData, trained: TrainedModel, batches: int) ->
         batch_size=THROUGHPUT_BATCH,
         batches=batches,
         torch_threads=torch.get_num_threads(),
+        precision=precision,
         with_attributions_windows_per_second=THROUGHPUT_BATCH / float(np.mean(full_seconds)),
         with_attributions_p99_ms=1000 * float(np.percentile(full_seconds, 99)),
         forward_only_windows_per_second=THROUGHPUT_BATCH / float(np.mean(forward_seconds)),
@@ -298,7 +313,7 @@ def markdown_report(results: list[SeedResult], throughput: Throughput) -> str:
     lines += [
         "",
         f"CPU inference, batch {throughput.batch_size}, {throughput.batches} batches, "
-        f"torch threads {throughput.torch_threads}:",
+        f"torch threads {throughput.torch_threads}, {throughput.precision}:",
         "",
         "| path | windows/s | p99 per batch |",
         "| --- | ---: | ---: |",
@@ -352,6 +367,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default=defaults.window,
         help="cycles per model window (default: TrainConfig's)",
     )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=get_args(Precision),
+        help="number format of the served model for the test scores and the timing",
+    )
     parser.add_argument("--output", type=Path, help="write all figures to this JSON file")
     return parser.parse_args(argv)
 
@@ -383,11 +404,13 @@ def main(argv: list[str] | None = None) -> None:
     first_model: TrainedModel | None = None
     for seed in seeds:
         config = replace(base_config, seed=seed)
-        result, trained = run_seed(data, config)
+        result, trained = run_seed(data, config, arguments.precision)
         results.append(result)
         first_model = first_model or trained
     assert first_model is not None
-    throughput = measure_throughput(data, first_model, arguments.throughput_batches)
+    throughput = measure_throughput(
+        data, first_model, arguments.throughput_batches, arguments.precision
+    )
 
     print(markdown_report(results, throughput))
     if arguments.output:

@@ -30,7 +30,7 @@ from models.evaluation import (
     rmse,
 )
 from models.fusion import FusionConfig, FusionModel, FusionOutput
-from models.inference import InferenceEngine, ModelParts, Prediction
+from models.inference import InferenceEngine, ModelParts, Precision, Prediction
 from models.knowledge import (
     ChannelEvidence,
     ComponentRanking,
@@ -91,6 +91,7 @@ __all__ = [
     "NoChampionError",
     "Normaliser",
     "PlantKnowledge",
+    "Precision",
     "Prediction",
     "Registry",
     "RegistryError",

@@ -6,7 +6,7 @@ import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -16,11 +16,16 @@ from models.fusion import FusionConfig, FusionModel, FusionOutput
 from models.normaliser import Normaliser
 from models.registry import NoChampionError, Registry, RegistryError
 
-__all__ = ["InferenceEngine", "ModelParts", "NoChampionError", "Prediction"]
+__all__ = ["InferenceEngine", "ModelParts", "NoChampionError", "Precision", "Prediction"]
 
 logger = logging.getLogger(__name__)
 
 TOP_CHANNEL_COUNT = 3
+
+# The number format of the served model's weights and of its forward and attribution
+# passes. On a CPU with native bfloat16, "bfloat16" predicted 1.3 to 1.5 times the
+# windows per second of "float32", with RUL p50 within 1.5 cycles (benchmarks/RESULTS.md).
+Precision = Literal["float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -87,21 +92,35 @@ class InferenceEngine:
         device: str = "auto",
         registry: Registry | None = None,
         max_batch_size: int = 1024,
+        precision: Precision = "float32",
     ) -> None:
         """Serve ``parts`` as ``version``; a copy of its model moves to ``device``.
 
         ``registry`` is where ``reload_if_changed`` looks for a new champion; without one
         the engine never reloads. ``predict`` runs at most ``max_batch_size`` windows per
-        forward pass.
+        forward pass, in ``precision``.
         """
+        if precision not in get_args(Precision):
+            raise ValueError(
+                f"invalid precision {precision!r}: expected {' or '.join(get_args(Precision))}"
+            )
         self._device = resolve_device(device)
+        self._dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        if precision == "bfloat16" and not _has_native_bfloat16(self._device):
+            logger.warning(
+                "device %s has no native bfloat16 arithmetic, so bfloat16 inference may be "
+                "slower than float32",
+                self._device,
+            )
         self._registry = registry
         self._max_batch_size = max_batch_size
         self._reported_bad_version: str | None = None
         self._served = self._prepare(parts, version)
 
     @classmethod
-    def from_registry(cls, root: Path, device: str = "auto") -> InferenceEngine:
+    def from_registry(
+        cls, root: Path, device: str = "auto", precision: Precision = "float32"
+    ) -> InferenceEngine:
         """Load the champion of the registry at ``root``.
 
         Raises NoChampionError when no version was promoted, and another RegistryError
@@ -110,11 +129,15 @@ class InferenceEngine:
         registry = Registry(root)
         loaded = registry.load_champion()
         logger.info("serving model version %s from registry %s", loaded.version, root)
-        return cls(loaded, loaded.version, device=device, registry=registry)
+        return cls(loaded, loaded.version, device=device, registry=registry, precision=precision)
 
     @property
     def version(self) -> str:
         return self._served.version
+
+    @property
+    def precision(self) -> Precision:
+        return "bfloat16" if self._dtype == torch.bfloat16 else "float32"
 
     @property
     def window(self) -> int:
@@ -195,7 +218,7 @@ class InferenceEngine:
         model = FusionModel(config)
         model.load_state_dict(parts.model.state_dict())
         model.requires_grad_(False)  # attribution needs gradients for the inputs only
-        model.to(self._device).eval()
+        model.to(self._device, self._dtype).eval()
 
         sensor_mean, sensor_std = parts.normaliser.statistics(config.channels)
         context_mean, context_std = parts.normaliser.statistics(config.context_fields)
@@ -241,15 +264,19 @@ class InferenceEngine:
     def _predict_batch(
         self, served: _ServedModel, sensors: np.ndarray, context: np.ndarray
     ) -> list[Prediction]:
-        sensor_tensor = torch.from_numpy(np.ascontiguousarray(sensors)).to(self._device)
-        context_tensor = torch.from_numpy(np.ascontiguousarray(context)).to(self._device)
+        sensor_tensor = torch.from_numpy(np.ascontiguousarray(sensors)).to(
+            self._device, self._dtype
+        )
+        context_tensor = torch.from_numpy(np.ascontiguousarray(context)).to(
+            self._device, self._dtype
+        )
 
         # One forward pass with input gradients gives both the outputs and the attributions.
         output, attributions = predict_with_attributions(
             served.model, sensor_tensor, context_tensor
         )
-        quantiles = output.rul_quantiles.clamp(min=0.0).cpu().numpy()  # (b, Q)
-        probabilities = torch.softmax(output.state_logits, dim=1).cpu().numpy()  # (b, S)
+        quantiles = output.rul_quantiles.float().clamp(min=0.0).cpu().numpy()  # (b, Q)
+        probabilities = torch.softmax(output.state_logits.float(), dim=1).cpu().numpy()  # (b, S)
         failure_array = _failure_probabilities(output.failure_logits, len(quantiles))
         top_indices = torch.topk(attributions, k=min(TOP_CHANNEL_COUNT, attributions.shape[1]))
         top_positions = top_indices.indices.cpu().numpy()  # (b, 3)
@@ -311,7 +338,7 @@ def predict_with_attributions(
         output = model(inputs, context)
         median = _attribution_target(model, output).sum()
         (gradient,) = torch.autograd.grad(median, inputs)  # (B, W, C)
-    attributions = (gradient * inputs.detach()).sum(dim=1).abs()  # (B, C)
+    attributions = (gradient.float() * inputs.detach().float()).sum(dim=1).abs()  # (B, C)
     detached = FusionOutput(
         output.rul_quantiles.detach(),
         output.state_logits.detach(),
@@ -333,6 +360,17 @@ def _attribution_target(model: FusionModel, output: FusionOutput) -> torch.Tenso
     if model.config.predicts_rul or output.failure_logits is None:
         return output.rul_quantiles[:, model.median_index]
     return output.failure_logits[:, 0]
+
+
+def _has_native_bfloat16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    try:
+        # A private operator, because torch's public check, torch.cuda.is_bf16_supported,
+        # covers CUDA only.
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _failure_probabilities(logits: torch.Tensor | None, rows: int) -> np.ndarray:

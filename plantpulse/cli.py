@@ -463,7 +463,12 @@ def evaluate(
             loaded, description, data, settings.output_dir, settings.predictor.device
         )
         return
-    engine = InferenceEngine(loaded, loaded.version, device=settings.predictor.device)
+    engine = InferenceEngine(
+        loaded,
+        loaded.version,
+        device=settings.predictor.device,
+        precision=settings.predictor.precision,
+    )
 
     try:
         metrics = evaluate_cmapss_test(engine, data)

@@ -65,7 +65,11 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         torch.set_num_threads(settings.predictor.torch_threads)
     plant = load_plant_description(settings)
     pseudonymiser = build_pseudonymiser(settings, plant)
-    engine = InferenceEngine.from_registry(settings.registry_dir, device=settings.predictor.device)
+    engine = InferenceEngine.from_registry(
+        settings.registry_dir,
+        device=settings.predictor.device,
+        precision=settings.predictor.precision,
+    )
     producer = EventProducer(kafka)
     handler = Predictor(
         engine,
@@ -77,9 +81,10 @@ def build_predictor(settings: Settings, kafka: KafkaConfig) -> StreamProcessor:
         plant=plant,
     )
     logger.info(
-        "predictor serves model %s (window %d) for plant %s",
+        "predictor serves model %s (window %d, %s) for plant %s",
         engine.version,
         engine.window,
+        engine.precision,
         plant.plant_id,
     )
     processor = StreamProcessor(

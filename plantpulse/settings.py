@@ -45,6 +45,11 @@ class PredictorSettings(BaseModel):
     max_batch: int = Field(default=256, ge=1, description="windows per forward pass")
     max_machines: int = Field(default=100_000, ge=1, description="machines tracked at most")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["float32", "bfloat16"] = Field(
+        default="float32",
+        description="number format of inference; bfloat16 is faster on CPUs and GPUs with "
+        "native bfloat16 and moves RUL p50 by under a cycle",
+    )
     torch_threads: int = Field(
         default=1,
         ge=0,

@@ -110,6 +110,33 @@ def test_predict_chunked_batches_agree(small_trained: TrainedModel, cmapss: Cmap
     assert [p.top_channels for p in actual] == [p.top_channels for p in expected]
 
 
+def test_bfloat16_engine_stays_near_float32(
+    small_trained: TrainedModel, cmapss: CmapssData
+) -> None:
+    exact = InferenceEngine(small_trained, version="test", device="cpu")
+    fast = InferenceEngine(small_trained, version="test", device="cpu", precision="bfloat16")
+    windows = raw_windows(cmapss, exact.channels, 16)
+    context = raw_context(cmapss, 16)
+
+    expected = exact.predict(windows, context)
+    actual = fast.predict(windows, context)
+
+    assert fast.precision == "bfloat16"
+    assert [p.rul_p50 for p in actual] == pytest.approx([p.rul_p50 for p in expected], abs=1.5)
+    assert [p.rul_p50 for p in actual] != [p.rul_p50 for p in expected]
+    same_top = sum(
+        a.top_channels[0] == e.top_channels[0] for a, e in zip(actual, expected, strict=True)
+    )
+    assert same_top >= 14
+
+
+def test_unknown_precision_is_rejected(small_trained: TrainedModel) -> None:
+    with pytest.raises(
+        ValueError, match="invalid precision 'float16': expected float32 or bfloat16"
+    ):
+        InferenceEngine(small_trained, version="test", device="cpu", precision="float16")  # type: ignore[arg-type]
+
+
 def test_top_channels_follow_gradient_times_input(
     engine: InferenceEngine, small_trained: TrainedModel, cmapss: CmapssData
 ) -> None:

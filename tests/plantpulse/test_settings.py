@@ -23,13 +23,14 @@ def test_defaults_are_embedded() -> None:
     assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert settings.kafka.session_timeout_ms == 6000
     assert settings.scheduler.time_limit_s == 10.0
+    assert settings.predictor.precision == "float32"
 
 
 def test_environment_overrides_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "plantpulse.toml"
     config.write_text(
         'embedded_broker = false\n[kafka]\nbootstrap_servers = "kafka-1:9092"\npartitions = 12\n'
-        "[scheduler]\ntime_limit_s = 30\n"
+        "[scheduler]\ntime_limit_s = 30\n[predictor]\nprecision = 'bfloat16'\n"
     )
     monkeypatch.setenv("PLANTPULSE_KAFKA__BOOTSTRAP_SERVERS", "kafka-2:9093")
 
@@ -39,6 +40,7 @@ def test_environment_overrides_toml_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.kafka.bootstrap_servers == "kafka-2:9093"
     assert settings.kafka.partitions == 12
     assert settings.scheduler.time_limit_s == 30
+    assert settings.predictor.precision == "bfloat16"
 
 
 def test_missing_settings_file_is_reported(tmp_path: Path) -> None:
