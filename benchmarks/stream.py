@@ -15,6 +15,9 @@ topic and then measures four things:
    sends fresh readings at a fraction of the measured predictor rate.
 
     python benchmarks/stream.py --readings 1000000 --machines 500
+
+`--precision bfloat16` serves the model as `predictor.precision = "bfloat16"` does, in
+the predictor and in each scale-out process.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -40,7 +44,7 @@ from ingest.predictor import PREDICTOR_GROUP, Predictor
 from ingest.replay import CMAPSS_CHANNELS, cmapss_context, read_cmapss_rows
 from ingest.stream import StreamProcessor, freeze_startup_objects
 from ingest.topics import MACHINE_STATE, SENSORS
-from models import InferenceEngine, Registry, TrainConfig, train_cmapss
+from models import InferenceEngine, Precision, Registry, TrainConfig, train_cmapss
 from models.plant import example_plant
 from plantpulse.broker import EmbeddedBroker
 
@@ -156,11 +160,15 @@ def sample_state_bytes(kafka: KafkaConfig) -> bytes:
 
 
 def measure_predictor(
-    kafka: KafkaConfig, registry: Path, expected: int, stride: int = 1
+    kafka: KafkaConfig,
+    registry: Path,
+    expected: int,
+    stride: int = 1,
+    precision: Precision = "float32",
 ) -> tuple[StreamProcessor, float, float]:
     """Run the predictor over `expected` records; return (processor, records/s, s)."""
     torch.set_num_threads(1)  # as the predictor service does by default
-    engine = InferenceEngine.from_registry(registry, device="cpu")
+    engine = InferenceEngine.from_registry(registry, device="cpu", precision=precision)
     output = EventProducer(kafka)
     processor = StreamProcessor(
         kafka,
@@ -185,6 +193,7 @@ def scale_out_member(
     partitions: int,
     registry: str,
     stride: int,
+    precision: Precision,
     stop: multiprocessing.Event,  # type: ignore[valid-type]
     out: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
@@ -192,7 +201,7 @@ def scale_out_member(
     logging.getLogger("kafka").setLevel(logging.ERROR)
     torch.set_num_threads(1)
     kafka = KafkaConfig(bootstrap_servers=bootstrap, partitions=partitions)
-    engine = InferenceEngine.from_registry(Path(registry), device="cpu")
+    engine = InferenceEngine.from_registry(Path(registry), device="cpu", precision=precision)
     output = EventProducer(kafka)
     processor = StreamProcessor(
         kafka,
@@ -220,7 +229,12 @@ def scale_out_member(
 
 
 def measure_scale_out(
-    kafka: KafkaConfig, registry: Path, expected: int, members: int, stride: int
+    kafka: KafkaConfig,
+    registry: Path,
+    expected: int,
+    members: int,
+    stride: int,
+    precision: Precision = "float32",
 ) -> dict[str, float]:
     """Run `members` predictor processes in one new group over the filled topic.
 
@@ -235,7 +249,15 @@ def measure_scale_out(
     processes = [
         context.Process(
             target=scale_out_member,
-            args=(kafka.bootstrap_servers, kafka.partitions, str(registry), stride, stop, queue),
+            args=(
+                kafka.bootstrap_servers,
+                kafka.partitions,
+                str(registry),
+                stride,
+                precision,
+                stop,
+                queue,
+            ),
         )
         for _ in range(members)
     ]
@@ -401,6 +423,12 @@ def main() -> int:
         default=0,
         help="also run this many predictor processes in one group over the same records",
     )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=get_args(Precision),
+        help="number format the predictor serves the model in",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -423,7 +451,7 @@ def main() -> int:
         ceiling, ceiling_seconds = measure_ceiling(kafka, readings)
         logger.info("ceiling: %.0f records/s", ceiling)
         processor, rate, seconds = measure_predictor(
-            kafka, args.registry, readings, stride=args.stride
+            kafka, args.registry, readings, stride=args.stride, precision=args.precision
         )
         states = processor.handler.stats.states  # type: ignore[attr-defined]
         logger.info("predictor: %.0f readings/s, %d machine states", rate, states)
@@ -448,7 +476,7 @@ def main() -> int:
         scale_out = None
         if args.scale_out > 0:
             scale_out = measure_scale_out(
-                kafka, args.registry, readings, args.scale_out, args.stride
+                kafka, args.registry, readings, args.scale_out, args.stride, args.precision
             )
             logger.info("scale-out: %s", scale_out)
 
@@ -457,6 +485,7 @@ def main() -> int:
         "machines": args.machines,
         "partitions": args.partitions,
         "stride": args.stride,
+        "precision": args.precision,
         "fill_readings_per_s": readings / fill_seconds,
         "ceiling_records_per_s": ceiling,
         "ceiling_seconds": ceiling_seconds,
