@@ -103,20 +103,32 @@ def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="torch CPU thread counts to time"
     )
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     defaults = TrainConfig()
-    parser.add_argument("--windows", type=int, nargs="+", default=[50, defaults.window])
+    parser.add_argument(
+        "--windows",
+        type=int,
+        nargs="+",
+        default=[50, defaults.window],
+        help="model windows in cycles to time",
+    )
     parser.add_argument("--batches", type=int, default=40, help="timed batches per setting")
-    parser.add_argument("--precisions", nargs="+", choices=get_args(Precision), default=["float32"])
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=get_args(Precision),
+        default=["float32"],
+        help="number formats of InferenceEngine to time",
+    )
     parser.add_argument(
         "--sizes",
         type=_size,
         nargs="+",
         default=[(defaults.members, defaults.d_model)],
-        help="model sizes as MEMBERSxD_MODEL, e.g. 3x16 (default: TrainConfig's)",
+        help="model sizes as MEMBERSxD_MODEL, e.g. 3x16; the default is TrainConfig's",
     )
     args = parser.parse_args()
 
@@ -132,6 +144,10 @@ def main() -> int:
                     for row in measure(window, threads, args.batches, size, precision):
                         print(row, flush=True)
     return 0
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Help text that keeps the description's line breaks and shows each option's default."""
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -475,15 +475,25 @@ def evaluate(
     except FileNotFoundError as error:
         raise _fail(f"{error}. Run `plantpulse data fetch` or set PLANTPULSE_DATA_DIR.") from error
     typer.echo(
-        f"model {engine.version} on the {int(metrics['engines'])} FD001 test engines (RUL capped at 125)"
+        f"model {engine.version} ({engine.precision}) on the {int(metrics['engines'])} "
+        "FD001 test engines (RUL capped at 125)"
     )
     typer.echo(f"{'metric':<28} {'value':>10}")
     for name, value in metrics.items():
         typer.echo(f"{name:<28} {value:>10.4f}")
 
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    report = settings.output_dir / f"evaluation-{engine.version}.json"
-    report.write_text(json.dumps({"version": engine.version, "metrics": metrics}, indent=2))
+    # A bfloat16 evaluation gets its own file names, so it does not replace the float32 report.
+    stem = f"evaluation-{engine.version}"
+    if engine.precision != "float32":
+        stem += f"-{engine.precision}"
+    report = settings.output_dir / f"{stem}.json"
+    report.write_text(
+        json.dumps(
+            {"version": engine.version, "precision": engine.precision, "metrics": metrics},
+            indent=2,
+        )
+    )
     test = load_cmapss(data).test
     wanted = [int(unit) for unit in engines.split(",") if unit.strip()]
     runs = [run for run in test if run.unit in wanted]
@@ -492,7 +502,7 @@ def evaluate(
         engine,
         runs,
         finals,
-        settings.output_dir / f"evaluation-{engine.version}.png",
+        settings.output_dir / f"{stem}.png",
         title=f"Predicted and true RUL, model {engine.version}, FD001 test engines",
     )
     typer.echo(f"report written to {report} and {figure}")

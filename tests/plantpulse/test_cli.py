@@ -98,6 +98,30 @@ def test_evaluate_writes_metrics_report_and_plot(
     assert next(tmp_path.glob("evaluation-*.png")).stat().st_size > 10_000
 
 
+def test_evaluate_bfloat16_report_beside_float32(
+    data_dir: Path, trained_registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANTPULSE_PREDICTOR__PRECISION", "bfloat16")
+
+    result = plantpulse(
+        "evaluate",
+        "--data-dir",
+        str(data_dir),
+        "--registry",
+        str(trained_registry),
+        "--output",
+        str(tmp_path),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "v0001 (bfloat16) on the 100 FD001 test engines" in result.stdout
+    report = json.loads((tmp_path / "evaluation-v0001-bfloat16.json").read_text())
+    assert report["precision"] == "bfloat16"
+    assert 0 < report["metrics"]["rmse"] < 100
+    assert (tmp_path / "evaluation-v0001-bfloat16.png").exists()
+    assert not (tmp_path / "evaluation-v0001.json").exists()
+
+
 def test_evaluate_without_champion_explains_what_to_do(tmp_path: Path) -> None:
     result = plantpulse("evaluate", "--registry", str(tmp_path / "empty"))
 
