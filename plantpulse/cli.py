@@ -503,7 +503,8 @@ def evaluate(
         runs,
         finals,
         settings.output_dir / f"{stem}.png",
-        title=f"Predicted and true RUL, model {engine.version}, FD001 test engines",
+        title=f"Predicted and true RUL, model {engine.version} ({engine.precision}), "
+        "FD001 test engines",
     )
     typer.echo(f"report written to {report} and {figure}")
 
