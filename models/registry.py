@@ -142,6 +142,12 @@ class Registry:
 
     def load_champion(self) -> LoadedModel:
         version = self.champion()
+        if version is None and not self.root.is_dir():
+            raise NoChampionError(
+                None,
+                f"registry folder {self.root} not found; check the path, or register a "
+                "model and promote it first",
+            )
         if version is None:
             raise NoChampionError(
                 None,

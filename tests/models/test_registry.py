@@ -173,6 +173,11 @@ def test_load_champion_without_promotion_raises(tmp_path: Path) -> None:
         Registry(tmp_path).load_champion()
 
 
+def test_load_champion_missing_folder_reported(tmp_path: Path) -> None:
+    with pytest.raises(NoChampionError, match=r"registry folder .*absent not found"):
+        Registry(tmp_path / "absent").load_champion()
+
+
 def test_inference_engine_needs_a_champion(tmp_path: Path, small_trained: TrainedModel) -> None:
     Registry(tmp_path).register(small_trained)
 
