@@ -77,18 +77,24 @@ def test_each_command_has_help(command: str) -> None:
     assert "Usage" in result.stdout
 
 
-def test_evaluate_writes_metrics_report_and_plot(
-    data_dir: Path, trained_registry: Path, tmp_path: Path
-) -> None:
-    result = plantpulse(
+def evaluate_champion(
+    data_dir: Path, registry: Path, output: Path
+) -> subprocess.CompletedProcess[str]:
+    return plantpulse(
         "evaluate",
         "--data-dir",
         str(data_dir),
         "--registry",
-        str(trained_registry),
+        str(registry),
         "--output",
-        str(tmp_path),
+        str(output),
     )
+
+
+def test_evaluate_writes_metrics_report_and_plot(
+    data_dir: Path, trained_registry: Path, tmp_path: Path
+) -> None:
+    result = evaluate_champion(data_dir, trained_registry, tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "on the 100 FD001 test engines" in result.stdout
@@ -103,15 +109,7 @@ def test_evaluate_bfloat16_report_beside_float32(
 ) -> None:
     monkeypatch.setenv("PLANTPULSE_PREDICTOR__PRECISION", "bfloat16")
 
-    result = plantpulse(
-        "evaluate",
-        "--data-dir",
-        str(data_dir),
-        "--registry",
-        str(trained_registry),
-        "--output",
-        str(tmp_path),
-    )
+    result = evaluate_champion(data_dir, trained_registry, tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "v0001 (bfloat16) on the 100 FD001 test engines" in result.stdout
