@@ -36,6 +36,7 @@ from models import (
     Normaliser,
     Precision,
     TrainConfig,
+    precision_dtype,
 )
 
 CHANNELS = tuple(f"s{i}" for i in (2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21))
@@ -71,7 +72,7 @@ def measure(
     engine = InferenceEngine(
         _Parts(FusionModel(config), config, identity), "bench", "cpu", precision=precision
     )
-    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    dtype = precision_dtype(precision)
     model = FusionModel(config).to(dtype).eval()
 
     rng = np.random.default_rng(0)

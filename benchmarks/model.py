@@ -54,6 +54,7 @@ from models import (
     load_cmapss,
     make_windows,
     phm08_score,
+    precision_dtype,
     rmse,
     train_on_engines,
 )
@@ -242,7 +243,7 @@ def measure_throughput(
 
     full_seconds = _time_batches(lambda rows: engine.predict(sensors[rows], context[rows]), batches)
 
-    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    dtype = precision_dtype(precision)
     model = copy.deepcopy(trained.model).to(dtype).eval()
     sensor_mean, sensor_std = trained.normaliser.statistics(engine.channels)
     context_mean, context_std = trained.normaliser.statistics(engine.context_fields)

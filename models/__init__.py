@@ -30,7 +30,13 @@ from models.evaluation import (
     rmse,
 )
 from models.fusion import FusionConfig, FusionModel, FusionOutput
-from models.inference import InferenceEngine, ModelParts, Precision, Prediction
+from models.inference import (
+    InferenceEngine,
+    ModelParts,
+    Precision,
+    Prediction,
+    precision_dtype,
+)
 from models.knowledge import (
     ChannelEvidence,
     ComponentRanking,
@@ -122,6 +128,7 @@ __all__ = [
     "make_windows",
     "phm08_score",
     "pinball_loss",
+    "precision_dtype",
     "resolve_cmapss_dir",
     "rmse",
     "split_engines",

@@ -16,16 +16,24 @@ from models.fusion import FusionConfig, FusionModel, FusionOutput
 from models.normaliser import Normaliser
 from models.registry import NoChampionError, Registry, RegistryError
 
-__all__ = ["InferenceEngine", "ModelParts", "NoChampionError", "Precision", "Prediction"]
+__all__ = [
+    "InferenceEngine",
+    "ModelParts",
+    "NoChampionError",
+    "Precision",
+    "Prediction",
+    "precision_dtype",
+]
 
 logger = logging.getLogger(__name__)
 
 TOP_CHANNEL_COUNT = 3
 
 # The number format of the served model's weights and of its forward and attribution
-# passes. On a CPU with native bfloat16, "bfloat16" predicted 1.3 to 1.5 times the
-# windows per second of "float32", with RUL p50 within 1.5 cycles (benchmarks/RESULTS.md).
+# passes. On a CPU with native bfloat16, "bfloat16" predicted 1.3 to 1.5 times as many
+# windows a second as "float32", with RUL p50 within 1.5 cycles (benchmarks/RESULTS.md).
 Precision = Literal["float32", "bfloat16"]
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -105,11 +113,12 @@ class InferenceEngine:
                 f"invalid precision {precision!r}: expected {' or '.join(get_args(Precision))}"
             )
         self._device = resolve_device(device)
-        self._dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        self._precision: Precision = precision
+        self._dtype = precision_dtype(precision)
         if precision == "bfloat16" and not _has_native_bfloat16(self._device):
             logger.warning(
                 "device %s has no native bfloat16 arithmetic, so bfloat16 inference may be "
-                "slower than float32",
+                "slower than float32; use precision float32 if it is",
                 self._device,
             )
         self._registry = registry
@@ -137,7 +146,7 @@ class InferenceEngine:
 
     @property
     def precision(self) -> Precision:
-        return "bfloat16" if self._dtype == torch.bfloat16 else "float32"
+        return self._precision
 
     @property
     def window(self) -> int:
@@ -360,6 +369,11 @@ def _attribution_target(model: FusionModel, output: FusionOutput) -> torch.Tenso
     if model.config.predicts_rul or output.failure_logits is None:
         return output.rul_quantiles[:, model.median_index]
     return output.failure_logits[:, 0]
+
+
+def precision_dtype(precision: Precision) -> torch.dtype:
+    """Return the torch dtype in which ``precision`` serves the weights and inputs."""
+    return _DTYPES[precision]
 
 
 def _has_native_bfloat16(device: torch.device) -> bool:

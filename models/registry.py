@@ -142,18 +142,18 @@ class Registry:
 
     def load_champion(self) -> LoadedModel:
         version = self.champion()
-        if version is None and not self.root.is_dir():
+        if version is not None:
+            return self.load(version)
+        if not self.root.is_dir():
             raise NoChampionError(
                 None,
                 f"registry folder {self.root} not found; check the path, or register a "
                 "model and promote it first",
             )
-        if version is None:
-            raise NoChampionError(
-                None,
-                f"no champion model in registry {self.root}; register a model and promote it first",
-            )
-        return self.load(version)
+        raise NoChampionError(
+            None,
+            f"no champion model in registry {self.root}; register a model and promote it first",
+        )
 
     def verify(self, version: str) -> dict[str, str]:
         """Check that every file of ``version`` matches its manifest hash.
