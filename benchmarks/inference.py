@@ -1,9 +1,9 @@
 """CPU inference throughput of the fusion model at batch 256, with and without attributions.
 
 The speed of a forward pass does not depend on the trained weights, so the model here is
-an untrained one with `TrainConfig`'s default width, layers and ensemble members over the
-15 sensor channels and the 4 context fields (operating settings and cycles since
-maintenance) of an FD001 model.
+an untrained one with `TrainConfig`'s default width, layers, ensemble members and
+window-statistics branch over the 15 sensor channels and the 4 context fields (operating
+settings and cycles since maintenance) of an FD001 model.
 Each timed step runs `InferenceEngine.predict` (outputs, one backward pass for the
 channel attributions, the Prediction objects) and then a bare forward pass on the same
 batch, so both paths see the same load on the machine.
@@ -13,12 +13,14 @@ batch, so both paths see the same load on the machine.
 `--sizes 3x16 1x32` times other sizes in the same run, each written as ensemble members
 times `d_model`; the default is `TrainConfig`'s. `--precisions float32 bfloat16` times
 both number formats of `InferenceEngine`; the bare forward pass of a bfloat16 row runs
-on bfloat16 weights and inputs too.
+on bfloat16 weights and inputs too. `--statistics-branch with without` times the model
+with and without the window-statistics branch.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -53,7 +55,12 @@ class _Parts:
 
 
 def measure(
-    window: int, threads: int, batches: int, size: tuple[int, int], precision: Precision
+    window: int,
+    threads: int,
+    batches: int,
+    size: tuple[int, int],
+    precision: Precision,
+    window_statistics: bool,
 ) -> list[str]:
     """Time `batches` steps of both paths; return one markdown row per path."""
     torch.set_num_threads(threads)
@@ -66,6 +73,7 @@ def measure(
         d_model=d_model,
         n_layers=TrainConfig().n_layers,
         members=members,
+        window_statistics=window_statistics,
     )
     names = CHANNELS + CONTEXT
     identity = Normaliser(names=names, mean=(0.0,) * len(names), std=(1.0,) * len(names))
@@ -92,12 +100,14 @@ def measure(
             forward_only.append(finished - predicted)
 
     rows = []
+    branch = "with" if window_statistics else "without"
     for path, seconds in (
         ("predict, with attributions", with_attributions),
         ("forward only", forward_only),
     ):
         rows.append(
-            f"| {members}x{d_model} | {window} | {threads} | {precision} | {path} | {BATCH / statistics.median(seconds):,.0f} | "
+            f"| {members}x{d_model} | {branch} | {window} | {threads} | {precision} | {path} "
+            f"| {BATCH / statistics.median(seconds):,.0f} | "
             f"{BATCH / statistics.mean(seconds):,.0f} | {1000 * np.percentile(seconds, 99):.1f} |"
         )
     return rows
@@ -131,19 +141,26 @@ def main() -> int:
         default=[(defaults.members, defaults.d_model)],
         help="model sizes as MEMBERSxD_MODEL, e.g. 3x16; the default is TrainConfig's",
     )
+    parser.add_argument(
+        "--statistics-branch",
+        nargs="+",
+        choices=["with", "without"],
+        default=["with" if defaults.window_statistics else "without"],
+        help="time the model with or without the window-statistics branch",
+    )
     args = parser.parse_args()
 
     print(
-        "| members x d_model | window | torch threads | precision | path "
+        "| members x d_model | statistics branch | window | torch threads | precision | path "
         "| windows/s (median batch) | windows/s (mean) | p99 per batch ms |"
     )
-    print("| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |")
-    for size in args.sizes:
-        for window in args.windows:
-            for threads in args.threads:
-                for precision in args.precisions:
-                    for row in measure(window, threads, args.batches, size, precision):
-                        print(row, flush=True)
+    print("| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: |")
+    settings = itertools.product(
+        args.sizes, args.statistics_branch, args.windows, args.threads, args.precisions
+    )
+    for size, branch, window, threads, precision in settings:
+        for row in measure(window, threads, args.batches, size, precision, branch == "with"):
+            print(row, flush=True)
     return 0
 
 

@@ -369,6 +369,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="cycles per model window (default: TrainConfig's)",
     )
     parser.add_argument(
+        "--window-statistics",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.window_statistics,
+        help="give the model the window-statistics branch (default: TrainConfig's)",
+    )
+    parser.add_argument(
         "--precision",
         default="float32",
         choices=get_args(Precision),
@@ -397,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
             d_model=arguments.d_model,
             epochs=arguments.epochs,
             window=arguments.window,
+            window_statistics=arguments.window_statistics,
         )
     except ValueError as error:
         sys.exit(str(error))

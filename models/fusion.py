@@ -12,6 +12,11 @@ With ``members`` above 1 the model is a packed ensemble: that many independently
 initialised members side by side in grouped convolutions and per-member linear layers.
 Training scores each member on its own loss, and the outputs are the means over members.
 Members share the context encoder's hidden layer and the layer norms' scales.
+
+With ``window_statistics`` a second view of the same window joins the members: each
+channel's last value, mean and least-squares slope over the window, read with the context
+by a small multilayer perceptron that has heads of its own. It is trained on its own loss
+like a member, and its outputs join the means.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class FusionConfig:
     predicts_rul: bool = True
     # Number of ensemble members packed into one model, each d_model wide.
     members: int = 1
+    # Whether a branch that reads window statistics joins the members (module docstring).
+    window_statistics: bool = False
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -79,6 +86,11 @@ class FusionConfig:
         dilation_sum = sum(2**layer for layer in range(self.n_layers))
         return 1 + 2 * (self.kernel_size - 1) * dilation_sum
 
+    @property
+    def branches(self) -> int:
+        """Number of outputs averaged: the members plus the statistics branch, if any."""
+        return self.members + int(self.window_statistics)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -99,7 +111,10 @@ class FusionConfig:
 
 
 class FusionOutput(NamedTuple):
-    """Model outputs: the means over ensemble members, then each member's own outputs."""
+    """Model outputs: the means over ensemble members, then each member's own outputs.
+
+    The statistics branch, where the model has one, is the last member.
+    """
 
     rul_quantiles: torch.Tensor  # (B, Q) cycles, ascending along Q
     state_logits: torch.Tensor  # (B, S)
@@ -179,6 +194,62 @@ class ResidualBlock(nn.Module):
         return x + self.dropout(h)
 
 
+STATISTICS_PER_CHANNEL = 3  # last value, mean, slope
+
+
+def window_statistics(sensors: torch.Tensor) -> torch.Tensor:
+    """Return each channel's last value, mean and slope: (B, W, C) -> (B, 3C).
+
+    The slope is the least-squares slope per step. The standard deviation, which the
+    gradient-boosting peer also reads, is left out: with it the branch leaned on the
+    noise of uninformative channels, and so did the attributions (benchmarks/RESULTS.md).
+    """
+    steps = torch.arange(sensors.shape[1], dtype=sensors.dtype, device=sensors.device)
+    centred_steps = steps - steps.mean()
+    slope = torch.einsum("w,bwc->bc", centred_steps, sensors) / centred_steps.pow(2).sum()
+    return torch.cat([sensors[:, -1], sensors.mean(dim=1), slope], dim=1)
+
+
+class StatisticsBranch(nn.Module):
+    """A multilayer perceptron over window statistics and context: (B, W, C), (B, K) -> (B, D).
+
+    The statistics are standardised with the training windows' means and standard
+    deviations (`fit_standardisation`), kept as buffers so they are saved with the weights.
+    """
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
+    def __init__(self, config: FusionConfig, n_context: int) -> None:
+        super().__init__()
+        d = config.d_model
+        features = STATISTICS_PER_CHANNEL * len(config.channels)
+        self.register_buffer("feature_mean", torch.zeros(features))
+        self.register_buffer("feature_std", torch.ones(features))
+        self.embedding = nn.Linear(features, 4 * d)
+        self.context = nn.Linear(n_context, 4 * d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.hidden = nn.Linear(4 * d, d)
+
+    @torch.no_grad()
+    def fit_standardisation(self, sensors: torch.Tensor, batch_size: int = 4096) -> None:
+        """Set the statistics' means and standard deviations from training windows (N, W, C)."""
+        features = torch.cat(
+            [
+                window_statistics(sensors[start : start + batch_size].float())
+                for start in range(0, len(sensors), batch_size)
+            ]
+        )
+        self.feature_mean.copy_(features.mean(dim=0))
+        self.feature_std.copy_(features.std(dim=0).clamp(min=1e-6))
+
+    def forward(self, sensors: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        # The sums over the window run in float32 whatever the model's number format.
+        features = (window_statistics(sensors.float()) - self.feature_mean) / self.feature_std
+        h = F.gelu(self.embedding(features.to(sensors.dtype)) + self.context(context))
+        return F.gelu(self.hidden(self.dropout(h)))  # (B, D)
+
+
 class FusionModel(nn.Module):
     """Maps normalised windows (B, W, C) and context (B, K) to RUL quantiles and state logits."""
 
@@ -197,11 +268,16 @@ class FusionModel(nn.Module):
         )
         self.pool = PackedLinear(m, 2 * d, d)
         self.final_norm = nn.LayerNorm(d)
-        self.rul_head = PackedLinear(m, d, len(config.quantiles))
-        self.state_head = PackedLinear(m, d, len(config.state_names))
+        self.statistics: StatisticsBranch | None = (
+            StatisticsBranch(config, n_context) if config.window_statistics else None
+        )
+        # The heads have one slice per member and one for the statistics branch.
+        n = config.branches
+        self.rul_head = PackedLinear(n, d, len(config.quantiles))
+        self.state_head = PackedLinear(n, d, len(config.state_names))
         self.median_index = config.quantiles.index(0.5)
         self.failure_head: PackedLinear | None = (
-            PackedLinear(m, d, len(config.failure_modes)) if config.failure_modes else None
+            PackedLinear(n, d, len(config.failure_modes)) if config.failure_modes else None
         )
 
     def forward(self, sensors: torch.Tensor, context: torch.Tensor) -> FusionOutput:
@@ -216,6 +292,10 @@ class FusionModel(nn.Module):
             x = block(x, conditioning)
         pooled = torch.cat([x.mean(dim=1), x[:, -1]], dim=-1)  # (B, M, 2D)
         summary = self.final_norm(self.pool(pooled))  # (B, M, D)
+        if self.statistics is not None:
+            branch = self.statistics(sensors, context).unsqueeze(1)  # (B, 1, D)
+            summary = torch.cat([summary, branch], dim=1)  # (B, M + 1, D)
+        # From here on M counts the statistics branch as a member.
 
         member_rul = self._ordered_quantiles(self.rul_head(summary)) * self.config.rul_scale
         member_state = self.state_head(summary)  # (B, M, S)
@@ -243,11 +323,13 @@ class FusionModel(nn.Module):
 def is_temporal_encoder_parameter(name: str) -> bool:
     """Return whether a state-dict name belongs to the temporal encoder.
 
-    The temporal encoder is the sensor embedding and each residual block's layer norm
-    and convolutions. Each block's FiLM projection is the context's path into the
-    encoder, so it belongs with the context encoder and stays trainable.
+    The temporal encoder is the sensor embedding, each residual block's layer norm
+    and convolutions, and the statistics branch's embedding of the window statistics
+    with the buffers that standardise them. Each block's FiLM projection and the
+    statistics branch's context layer are the context's paths into the encoder, so they
+    belong with the context encoder and stay trainable.
     """
-    if name.startswith("sensor_embedding."):
+    if name.startswith(("sensor_embedding.", "statistics.embedding.", "statistics.feature_")):
         return True
     return name.startswith("blocks.") and ".film." not in name
 

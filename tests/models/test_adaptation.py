@@ -47,7 +47,9 @@ def test_adapting_keeps_encoder_bit_identical(adapted: tuple[Registry, str, str]
     child_encoder, _ = split_state(registry.load(child_version).model)
 
     assert parent_encoder.keys() == child_encoder.keys()
-    assert len(parent_encoder) == 2 + 4 * 6  # embedding, and norm + two convolutions per block
+    # The sensor embedding, a norm and two convolutions per block, and the statistics
+    # branch's embedding with its two standardisation buffers.
+    assert len(parent_encoder) == 2 + 4 * 6 + 2 + 2
     for name, tensor in parent_encoder.items():
         assert torch.equal(tensor, child_encoder[name]), name
 

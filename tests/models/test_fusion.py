@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from models import FusionConfig, FusionModel, TrainConfig
-from models.fusion import CausalConv1d, freeze_temporal_encoder
+from models.fusion import (
+    CausalConv1d,
+    freeze_temporal_encoder,
+    is_temporal_encoder_parameter,
+    window_statistics,
+)
 
 CHANNELS = ("s2", "s3", "s4", "s7")
 CONTEXT = ("setting1", "setting2", "setting3")
@@ -285,3 +290,84 @@ def test_fusion_loads_weights_saved_before_members() -> None:
 def test_fusion_config_rejects_zero_members() -> None:
     with pytest.raises(ValueError, match="members must be at least 1"):
         FusionConfig(channels=CHANNELS, context_fields=CONTEXT, members=0)
+
+
+def test_window_statistics_of_a_known_window() -> None:
+    steps = torch.arange(5, dtype=torch.float32)
+    # Channel 0 rises by 2 per step from 1; channel 1 is constant at 3.
+    sensors = torch.stack([2 * steps + 1, torch.full((5,), 3.0)], dim=1).unsqueeze(0)
+
+    features = window_statistics(sensors)
+
+    # Last values, then means, then slopes, each per channel.
+    expected = torch.tensor([[9.0, 3.0, 5.0, 3.0, 2.0, 0.0]])
+    torch.testing.assert_close(features, expected)
+
+
+def make_statistics_model(members: int = 1) -> FusionModel:
+    torch.manual_seed(0)
+    config = FusionConfig(
+        channels=CHANNELS,
+        context_fields=CONTEXT,
+        d_model=8,
+        members=members,
+        window_statistics=True,
+    )
+    return FusionModel(config).eval()
+
+
+def test_statistics_branch_is_the_last_member() -> None:
+    model = make_statistics_model(members=2)
+    sensors, context = torch.randn(6, 30, 4), torch.randn(6, 3)
+    before = model(sensors, context)
+    assert model.statistics is not None
+    with torch.no_grad():
+        model.statistics.hidden.weight.normal_()
+
+    after = model(sensors, context)
+
+    assert before.member_rul_quantiles is not None
+    assert after.member_rul_quantiles is not None
+    assert after.member_rul_quantiles.shape == (6, 3, 3)
+    torch.testing.assert_close(after.rul_quantiles, after.member_rul_quantiles.mean(dim=1))
+    torch.testing.assert_close(
+        after.member_rul_quantiles[:, :2], before.member_rul_quantiles[:, :2]
+    )
+    assert not torch.allclose(after.member_rul_quantiles[:, 2], before.member_rul_quantiles[:, 2])
+
+
+def test_statistics_standardisation_fits_training_windows() -> None:
+    model = make_statistics_model()
+    assert model.statistics is not None
+    windows = 3 + 2 * torch.randn(200, 30, 4)
+
+    model.statistics.fit_standardisation(windows, batch_size=64)
+
+    standardised = (window_statistics(windows) - model.statistics.feature_mean) / (
+        model.statistics.feature_std
+    )
+    torch.testing.assert_close(standardised.mean(dim=0), torch.zeros(12), atol=1e-5, rtol=0)
+    torch.testing.assert_close(standardised.std(dim=0), torch.ones(12), atol=1e-5, rtol=0)
+    # The means over the window of a channel centred on 3 have a mean near 3.
+    assert model.statistics.feature_mean[4:8].sub(3.0).abs().max() < 0.1
+
+
+def test_freeze_keeps_statistics_context_layer_trainable() -> None:
+    model = make_statistics_model()
+
+    frozen = freeze_temporal_encoder(model)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+
+    assert {"statistics.embedding.weight", "statistics.embedding.bias"} <= set(frozen)
+    assert {"statistics.context.weight", "statistics.hidden.weight"} <= trainable
+    assert is_temporal_encoder_parameter("statistics.feature_mean")
+
+
+def test_fusion_config_reads_version_without_statistics_branch() -> None:
+    stored = FusionConfig(channels=CHANNELS, context_fields=CONTEXT).to_dict()
+    del stored["window_statistics"]
+
+    restored = FusionConfig.from_dict(stored)
+
+    assert restored.window_statistics is False
+    assert FusionModel(restored).statistics is None

@@ -24,6 +24,8 @@ from models import (
     train_cmapss,
 )
 from models.evaluation import classification_metrics
+from models.fusion import window_statistics
+from models.training import engine_windows
 
 from .conftest import SMALL_TRAIN_CONFIG
 
@@ -154,6 +156,33 @@ def test_normaliser_fitted_on_training_engines_only(
 
     assert small_trained.normaliser == expected
     assert small_trained.normaliser != with_validation
+
+
+def test_statistics_standardised_with_training_windows_only(
+    small_trained: TrainedModel, cmapss: CmapssData
+) -> None:
+    statistics = small_trained.model.statistics
+    assert statistics is not None
+    train_units = set(small_trained.lineage.train_units)
+    train_engines = [engine for engine in cmapss.train if engine.unit in train_units]
+    validation_engines = [engine for engine in cmapss.train[:12] if engine.unit not in train_units]
+    train_windows, validation_windows = engine_windows(
+        train_engines,
+        validation_engines,
+        small_trained.config.channels,
+        small_trained.config.context_fields,
+        small_trained.normaliser,
+        SMALL_TRAIN_CONFIG,
+    )
+
+    expected = window_statistics(torch.from_numpy(train_windows.sensors))
+    with_validation = window_statistics(
+        torch.from_numpy(np.concatenate([train_windows.sensors, validation_windows.sensors]))
+    )
+
+    torch.testing.assert_close(statistics.feature_mean, expected.mean(dim=0))
+    torch.testing.assert_close(statistics.feature_std, expected.std(dim=0))
+    assert not torch.allclose(statistics.feature_mean, with_validation.mean(dim=0))
 
 
 def test_training_drops_constant_channels(small_trained: TrainedModel) -> None:
