@@ -5,8 +5,9 @@ an untrained one with `TrainConfig`'s default width, layers, ensemble members an
 window-statistics branch over the 15 sensor channels and the 4 context fields (operating
 settings and cycles since maintenance) of an FD001 model.
 Each timed step runs `InferenceEngine.predict` (outputs, one backward pass for the
-channel attributions, the Prediction objects) and then a bare forward pass on the same
-batch, so both paths see the same load on the machine.
+channel attributions, the Prediction objects), then `InferenceEngine.predict` without
+attributions (under `torch.inference_mode`), then a bare forward pass on the same batch,
+so all three paths see the same load on the machine.
 
     python benchmarks/inference.py --threads 1 2 --windows 50 100
 
@@ -87,22 +88,27 @@ def measure(
     sensors = rng.normal(size=(BATCH, window, len(CHANNELS))).astype(np.float32)
     context = rng.normal(size=(BATCH, len(CONTEXT))).astype(np.float32)
     with_attributions: list[float] = []
+    without_attributions: list[float] = []
     forward_only: list[float] = []
     for step in range(WARM_UP + batches):
         started = time.perf_counter()
         engine.predict(sensors, context)
+        explained = time.perf_counter()
+        engine.predict(sensors, context, attributions=False)
         predicted = time.perf_counter()
         with torch.inference_mode():
             model(torch.from_numpy(sensors).to(dtype), torch.from_numpy(context).to(dtype))
         finished = time.perf_counter()
         if step >= WARM_UP:
-            with_attributions.append(predicted - started)
+            with_attributions.append(explained - started)
+            without_attributions.append(predicted - explained)
             forward_only.append(finished - predicted)
 
     rows = []
     branch = "with" if window_statistics else "without"
     for path, seconds in (
         ("predict, with attributions", with_attributions),
+        ("predict, inference mode", without_attributions),
         ("forward only", forward_only),
     ):
         rows.append(

@@ -12,8 +12,9 @@ FD001 test engines with the true RUL capped at 125: RMSE and PHM08 score of the 
 prediction (RUL p50 for the fusion model).
 
 Inference throughput is measured on the CPU with the seed of the first run: batches of
-256 raw test windows through `InferenceEngine.predict`, which includes the channel
-attributions, and through the model's forward pass alone on normalised windows.
+256 raw test windows through `InferenceEngine.predict` with the channel attributions,
+through `InferenceEngine.predict` without them (under `torch.inference_mode`), and
+through the model's forward pass alone on normalised windows.
 `--precision bfloat16` scores and times the model with bfloat16 weights and inputs, as
 an `InferenceEngine` with that precision serves it.
 
@@ -91,6 +92,8 @@ class Throughput:
     precision: str
     with_attributions_windows_per_second: float
     with_attributions_p99_ms: float
+    without_attributions_windows_per_second: float
+    without_attributions_p99_ms: float
     forward_only_windows_per_second: float
     forward_only_p99_ms: float
 
@@ -242,6 +245,9 @@ def measure_throughput(
     context = np.tile(raw.context, (repeats, 1))[:needed]  # (N, K) raw values
 
     full_seconds = _time_batches(lambda rows: engine.predict(sensors[rows], context[rows]), batches)
+    inference_seconds = _time_batches(
+        lambda rows: engine.predict(sensors[rows], context[rows], attributions=False), batches
+    )
 
     dtype = precision_dtype(precision)
     model = copy.deepcopy(trained.model).to(dtype).eval()
@@ -265,6 +271,9 @@ def measure_throughput(
         precision=precision,
         with_attributions_windows_per_second=THROUGHPUT_BATCH / float(np.mean(full_seconds)),
         with_attributions_p99_ms=1000 * float(np.percentile(full_seconds, 99)),
+        without_attributions_windows_per_second=THROUGHPUT_BATCH
+        / float(np.mean(inference_seconds)),
+        without_attributions_p99_ms=1000 * float(np.percentile(inference_seconds, 99)),
         forward_only_windows_per_second=THROUGHPUT_BATCH / float(np.mean(forward_seconds)),
         forward_only_p99_ms=1000 * float(np.percentile(forward_seconds, 99)),
     )
@@ -321,6 +330,9 @@ def markdown_report(results: list[SeedResult], throughput: Throughput) -> str:
         f"| `InferenceEngine.predict`, with attributions "
         f"| {throughput.with_attributions_windows_per_second:,.0f} "
         f"| {throughput.with_attributions_p99_ms:.1f} ms |",
+        f"| `InferenceEngine.predict`, without attributions (inference mode) "
+        f"| {throughput.without_attributions_windows_per_second:,.0f} "
+        f"| {throughput.without_attributions_p99_ms:.1f} ms |",
         f"| forward pass only, no attributions "
         f"| {throughput.forward_only_windows_per_second:,.0f} "
         f"| {throughput.forward_only_p99_ms:.1f} ms |",

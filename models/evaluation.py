@@ -70,7 +70,7 @@ def evaluate_engines(
         rul_cap=rul_cap,
         thresholds=thresholds,
     )
-    predictions = engine.predict(windows.sensors, windows.context)
+    predictions = engine.predict(windows.sensors, windows.context, attributions=False)
 
     p10 = np.array([p.rul_p10 for p in predictions])
     p50 = np.array([p.rul_p50 for p in predictions])

@@ -56,7 +56,7 @@ class FusionConfig:
     predicts_rul: bool = True
     # Number of ensemble members packed into one model, each d_model wide.
     members: int = 1
-    # Whether a branch that reads window statistics joins the members (module docstring).
+    # Whether a branch that reads window statistics joins the members (see the module docstring).
     window_statistics: bool = False
 
     def __post_init__(self) -> None:

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 TOP_CHANNEL_COUNT = 3
 
 # The number format of the served model's weights and of its forward and attribution
-# passes. On a CPU with native bfloat16, "bfloat16" predicted 1.3 to 1.5 times as many
+# passes. On a CPU with native bfloat16, "bfloat16" predicted 1.0 to 1.5 times as many
 # windows a second as "float32", with RUL p50 within 1.5 cycles (benchmarks/RESULTS.md).
 Precision = Literal["float32", "bfloat16"]
 _DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -43,6 +43,7 @@ class Prediction:
     ``channel_scores`` maps every model channel to its share of the attribution on RUL
     p50 (|gradient x input|, see ``channel_attributions``). The shares are non-negative
     and sum to 1, except that they are all 0 when p50 does not depend on any channel.
+    A prediction made without attributions has no top channels and no channel scores.
     A model trained without RUL targets (``FusionConfig.predicts_rul`` False) gives NaN
     RUL values, state ``"unknown"`` and no state probabilities. ``failure_probabilities``
     has one entry per failure label of a model with a failure head, and ``failures``
@@ -160,13 +161,17 @@ class InferenceEngine:
     def context_fields(self) -> tuple[str, ...]:
         return self._served.config.context_fields
 
-    def predict(self, windows: np.ndarray, context: np.ndarray) -> list[Prediction]:
+    def predict(
+        self, windows: np.ndarray, context: np.ndarray, *, attributions: bool = True
+    ) -> list[Prediction]:
         """Predict RUL quantiles, health state and top channels for each window.
 
         ``windows`` is (B, W, C) raw sensor values in ``channels`` order. ``context`` is
         (B, W, K) or (B, K) raw values in ``context_fields`` order. A (B, W, K) context is
-        averaged over the window, as in training. Raises ValueError on a wrong shape or
-        on a NaN or infinite value.
+        averaged over the window, as in training. With ``attributions`` False the model
+        runs under ``torch.inference_mode`` without the backward pass that attributions
+        need, and the predictions have no top channels. Raises ValueError on a wrong
+        shape or on a NaN or infinite value.
         """
         served = self._served
         sensors, context_means = self._validate(served.config, windows, context)
@@ -176,7 +181,9 @@ class InferenceEngine:
         predictions: list[Prediction] = []
         for start in range(0, len(sensors), self._max_batch_size):
             batch = slice(start, start + self._max_batch_size)
-            predictions.extend(self._predict_batch(served, sensors[batch], context_means[batch]))
+            predictions.extend(
+                self._predict_batch(served, sensors[batch], context_means[batch], attributions)
+            )
         return predictions
 
     def reload_if_changed(self) -> bool:
@@ -271,7 +278,7 @@ class InferenceEngine:
         return windows, context
 
     def _predict_batch(
-        self, served: _ServedModel, sensors: np.ndarray, context: np.ndarray
+        self, served: _ServedModel, sensors: np.ndarray, context: np.ndarray, attributions: bool
     ) -> list[Prediction]:
         sensor_tensor = torch.from_numpy(np.ascontiguousarray(sensors)).to(
             self._device, self._dtype
@@ -280,18 +287,27 @@ class InferenceEngine:
             self._device, self._dtype
         )
 
-        # One forward pass with input gradients gives both the outputs and the attributions.
-        output, attributions = predict_with_attributions(
-            served.model, sensor_tensor, context_tensor
-        )
+        config = served.config
+        rows = len(sensors)
+        top_channels: list[tuple[str, ...]] = [()] * rows
+        channel_scores: list[dict[str, float]] = [{} for _ in range(rows)]
+        if attributions:
+            # One forward pass with input gradients gives the outputs and the attributions.
+            output, scores = predict_with_attributions(served.model, sensor_tensor, context_tensor)
+            top_indices = torch.topk(scores, k=min(TOP_CHANNEL_COUNT, scores.shape[1]))
+            top_positions = top_indices.indices.cpu().numpy()  # (b, 3)
+            shares = attribution_shares(scores).cpu().numpy()  # (b, C)
+            top_channels = [tuple(config.channels[i] for i in row) for row in top_positions]
+            channel_scores = [
+                dict(zip(config.channels, row.tolist(), strict=True)) for row in shares
+            ]
+        else:
+            with torch.inference_mode():
+                output = served.model(sensor_tensor, context_tensor)
         quantiles = output.rul_quantiles.float().clamp(min=0.0).cpu().numpy()  # (b, Q)
         probabilities = torch.softmax(output.state_logits.float(), dim=1).cpu().numpy()  # (b, S)
-        failure_array = _failure_probabilities(output.failure_logits, len(quantiles))
-        top_indices = torch.topk(attributions, k=min(TOP_CHANNEL_COUNT, attributions.shape[1]))
-        top_positions = top_indices.indices.cpu().numpy()  # (b, 3)
-        shares = attribution_shares(attributions).cpu().numpy()  # (b, C)
+        failure_array = _failure_probabilities(output.failure_logits, rows)
 
-        config = served.config
         low, median, high = (
             config.quantiles.index(0.1),
             config.quantiles.index(0.5),
@@ -299,7 +315,7 @@ class InferenceEngine:
         )
         failure_probabilities, failures = _failure_outputs(config, failure_array)
         predictions = []
-        for row in range(len(quantiles)):
+        for row in range(rows):
             state_probabilities = dict(
                 zip(config.state_names, probabilities[row].tolist(), strict=True)
             )
@@ -310,8 +326,8 @@ class InferenceEngine:
                     rul_p90=float(quantiles[row, high]),
                     state=config.state_names[int(probabilities[row].argmax())],
                     state_probabilities=state_probabilities,
-                    top_channels=tuple(config.channels[i] for i in top_positions[row]),
-                    channel_scores=dict(zip(config.channels, shares[row].tolist(), strict=True)),
+                    top_channels=top_channels[row],
+                    channel_scores=channel_scores[row],
                     failure_probabilities=failure_probabilities[row],
                     failures=failures[row],
                 )

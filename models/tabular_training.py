@@ -275,7 +275,7 @@ def evaluate_tabular_test(
     windows = make_tabular_windows(data, blocks, lineage.test_units, loaded.config.window)
 
     engine = InferenceEngine(loaded, loaded.version, device=device)
-    predictions = engine.predict(windows.sensors, windows.context)
+    predictions = engine.predict(windows.sensors, windows.context, attributions=False)
     probabilities = np.array(
         [[p.failure_probabilities[label] for label in data.labels] for p in predictions]
     )

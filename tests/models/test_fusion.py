@@ -294,7 +294,7 @@ def test_fusion_config_rejects_zero_members() -> None:
 
 def test_window_statistics_of_a_known_window() -> None:
     steps = torch.arange(5, dtype=torch.float32)
-    # Channel 0 rises by 2 per step from 1; channel 1 is constant at 3.
+    # Channel 0 rises by 2 per step from 1. Channel 1 is constant at 3.
     sensors = torch.stack([2 * steps + 1, torch.full((5,), 3.0)], dim=1).unsqueeze(0)
 
     features = window_statistics(sensors)

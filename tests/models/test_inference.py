@@ -15,6 +15,7 @@ from models import (
     Registry,
     TrainedModel,
 )
+from models.fusion import FusionModel, FusionOutput
 from models.inference import attribution_shares, channel_attributions
 
 from .conftest import SMALL_TRAIN_CONFIG
@@ -84,6 +85,35 @@ def test_predict_matches_model_output(
         assert prediction.rul_p10 == pytest.approx(expected[row, 0].item(), abs=1e-3)
         assert prediction.rul_p50 == pytest.approx(expected[row, 1].item(), abs=1e-3)
         assert prediction.rul_p90 == pytest.approx(expected[row, 2].item(), abs=1e-3)
+
+
+def test_predict_without_attributions_runs_in_inference_mode(
+    small_trained: TrainedModel, cmapss: CmapssData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = InferenceEngine(small_trained, version="test", device="cpu")
+    windows = raw_windows(cmapss, engine.channels, 5)
+    context = raw_context(cmapss, 5)
+    modes: list[bool] = []
+    forward = FusionModel.forward
+
+    def recording_forward(model: FusionModel, *inputs: torch.Tensor) -> FusionOutput:
+        modes.append(torch.is_inference_mode_enabled())
+        return forward(model, *inputs)
+
+    monkeypatch.setattr(FusionModel, "forward", recording_forward)
+
+    explained = engine.predict(windows, context)
+    plain = engine.predict(windows, context, attributions=False)
+
+    assert modes == [False, True]
+    for with_scores, without_scores in zip(explained, plain, strict=True):
+        assert without_scores.rul_p10 == pytest.approx(with_scores.rul_p10, abs=1e-4)
+        assert without_scores.rul_p50 == pytest.approx(with_scores.rul_p50, abs=1e-4)
+        assert without_scores.rul_p90 == pytest.approx(with_scores.rul_p90, abs=1e-4)
+        assert without_scores.state == with_scores.state
+        assert without_scores.top_channels == ()
+        assert without_scores.channel_scores == {}
+        assert len(with_scores.top_channels) == 3
 
 
 def test_predict_averages_context_over_window(engine: InferenceEngine, cmapss: CmapssData) -> None:
