@@ -68,6 +68,8 @@ def adapt_on_engines(
         d_model=parent_config.d_model,
         n_layers=parent_config.n_layers,
         dropout=parent_config.dropout,
+        members=parent_config.members,
+        window_statistics=parent_config.window_statistics,
         rul_cap=round(parent_config.rul_scale),
     )
     torch.manual_seed(config.seed)

@@ -35,7 +35,10 @@ def adapted(
     registry = Registry(tmp_path_factory.mktemp("adapt-registry"))
     parent_version = registry.register(small_trained)
     parent = registry.load(parent_version)
-    config = replace(SMALL_TRAIN_CONFIG, epochs=2, max_engines=None, seed=1)
+    # The parent's architecture wins over the given config's, branch included.
+    config = replace(
+        SMALL_TRAIN_CONFIG, epochs=2, max_engines=None, seed=1, window_statistics=False
+    )
 
     trained = adapt_on_engines(parent, cmapss.train[40:46], config, progress=False)
     return registry, parent_version, registry.register(trained)
@@ -80,6 +83,8 @@ def test_adapted_version_records_its_parent(
         range(41, 47)
     )
     assert child.lineage.train_config["window"] == small_trained.config.window
+    assert child.lineage.train_config["members"] == small_trained.config.members
+    assert child.lineage.train_config["window_statistics"] is True
 
 
 def write_press_log(data_dir: Path, shifts: tuple[str, ...], seed: int) -> Path:
