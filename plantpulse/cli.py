@@ -475,8 +475,8 @@ def evaluate(
     except FileNotFoundError as error:
         raise _fail(f"{error}. Run `plantpulse data fetch` or set PLANTPULSE_DATA_DIR.") from error
     typer.echo(
-        f"model {engine.version} ({engine.precision}) on the {int(metrics['engines'])} "
-        "FD001 test engines (RUL capped at 125)"
+        f"model {engine.version} (window {engine.window}, {engine.precision}) on the "
+        f"{int(metrics['engines'])} FD001 test engines (RUL capped at 125)"
     )
     typer.echo(f"{'metric':<28} {'value':>10}")
     for name, value in metrics.items():
@@ -490,7 +490,12 @@ def evaluate(
     report = settings.output_dir / f"{stem}.json"
     report.write_text(
         json.dumps(
-            {"version": engine.version, "precision": engine.precision, "metrics": metrics},
+            {
+                "version": engine.version,
+                "window": engine.window,
+                "precision": engine.precision,
+                "metrics": metrics,
+            },
             indent=2,
         )
     )

@@ -112,9 +112,10 @@ def test_evaluate_bfloat16_report_beside_float32(
     result = evaluate_champion(data_dir, trained_registry, tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "v0001 (bfloat16) on the 100 FD001 test engines" in result.stdout
+    assert "v0001 (window 30, bfloat16) on the 100 FD001 test engines" in result.stdout
     report = json.loads((tmp_path / "evaluation-v0001-bfloat16.json").read_text())
     assert report["precision"] == "bfloat16"
+    assert report["window"] == 30
     assert 0 < report["metrics"]["rmse"] < 100
     assert (tmp_path / "evaluation-v0001-bfloat16.png").exists()
     assert not (tmp_path / "evaluation-v0001.json").exists()
