@@ -63,7 +63,7 @@ def measure(
     precision: Precision,
     window_statistics: bool,
 ) -> list[str]:
-    """Time `batches` steps of both paths; return one markdown row per path."""
+    """Time `batches` steps of the three paths; return one markdown row per path."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     members, d_model = size

@@ -201,8 +201,8 @@ def window_statistics(sensors: torch.Tensor) -> torch.Tensor:
     """Return each channel's last value, mean and slope: (B, W, C) -> (B, 3C).
 
     The slope is the least-squares slope per step. The standard deviation, which the
-    gradient-boosting peer also reads, is left out: with it the branch leaned on the
-    noise of uninformative channels, and so did the attributions (benchmarks/RESULTS.md).
+    gradient-boosting peer also reads, is left out because with it the branch leaned on
+    the noise of uninformative channels, and so did the attributions (benchmarks/RESULTS.md).
     """
     steps = torch.arange(sensors.shape[1], dtype=sensors.dtype, device=sensors.device)
     centred_steps = steps - steps.mean()
@@ -272,12 +272,12 @@ class FusionModel(nn.Module):
             StatisticsBranch(config, n_context) if config.window_statistics else None
         )
         # The heads have one slice per member and one for the statistics branch.
-        n = config.branches
-        self.rul_head = PackedLinear(n, d, len(config.quantiles))
-        self.state_head = PackedLinear(n, d, len(config.state_names))
+        branches = config.branches
+        self.rul_head = PackedLinear(branches, d, len(config.quantiles))
+        self.state_head = PackedLinear(branches, d, len(config.state_names))
         self.median_index = config.quantiles.index(0.5)
         self.failure_head: PackedLinear | None = (
-            PackedLinear(n, d, len(config.failure_modes)) if config.failure_modes else None
+            PackedLinear(branches, d, len(config.failure_modes)) if config.failure_modes else None
         )
 
     def forward(self, sensors: torch.Tensor, context: torch.Tensor) -> FusionOutput:

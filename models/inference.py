@@ -289,8 +289,8 @@ class InferenceEngine:
 
         config = served.config
         rows = len(sensors)
-        top_channels: list[tuple[str, ...]] = [()] * rows
-        channel_scores: list[dict[str, float]] = [{} for _ in range(rows)]
+        top_channels: list[tuple[str, ...]]
+        channel_scores: list[dict[str, float]]
         if attributions:
             # One forward pass with input gradients gives the outputs and the attributions.
             output, scores = predict_with_attributions(served.model, sensor_tensor, context_tensor)
@@ -304,6 +304,8 @@ class InferenceEngine:
         else:
             with torch.inference_mode():
                 output = served.model(sensor_tensor, context_tensor)
+            top_channels = [()] * rows
+            channel_scores = [{} for _ in range(rows)]
         quantiles = output.rul_quantiles.float().clamp(min=0.0).cpu().numpy()  # (b, Q)
         probabilities = torch.softmax(output.state_logits.float(), dim=1).cpu().numpy()  # (b, S)
         failure_array = _failure_probabilities(output.failure_logits, rows)
